@@ -1,0 +1,158 @@
+"""Column maps: one static-shape representation for every width-changing operator.
+
+A :class:`ColumnMap` says, for every output position (y, x'), which two source
+columns of row y to blend and with what weight:
+
+    out[y, x'] = (1 - weight1) * src[y, index0] + weight1 * src[y, index1].
+
+Linear scaling, seam removal, grid warping (Eq. 3) and seam removal followed by
+warping are all of this form, and the shapes depend only on (h, w, w'), never on
+the data, so everything built from them jits once per (input, output) size.
+
+Departure from ``shared/DESIGN.md``: the sketch keeps one fractional source
+coordinate per output position. After seam removal, two neighbouring output
+positions can come from source columns that are 2+ apart; interpolating the
+*coordinate* between them would sample the removed seam. Two indices and a weight
+interpolate the *values* of the kept columns instead, which is what composing
+"remove seams, then warp" means.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+
+
+class ColumnMap(NamedTuple):
+  index0: jax.Array  # (h, w_out) int32
+  index1: jax.Array  # (h, w_out) int32
+  weight1: jax.Array  # (h, w_out) float32 in [0, 1]
+
+
+def apply(x: jax.Array, cmap: ColumnMap) -> jax.Array:
+  """Resamples (h, w, ...) to (h, w_out, ...) along axis 1."""
+  chex.assert_equal_shape([cmap.index0, cmap.index1, cmap.weight1])
+  h, w_out = cmap.index0.shape
+  if x.shape[0] != h:
+    raise ValueError(f"column map for {h} rows applied to an array of shape {x.shape}")
+  extra = (1,) * (x.ndim - 2)
+  full = (h, w_out) + x.shape[2:]
+  g0 = jnp.take_along_axis(x, jnp.broadcast_to(cmap.index0.reshape((h, w_out) + extra), full), 1)
+  g1 = jnp.take_along_axis(x, jnp.broadcast_to(cmap.index1.reshape((h, w_out) + extra), full), 1)
+  t = cmap.weight1.reshape((h, w_out) + extra)
+  if not jnp.issubdtype(x.dtype, jnp.floating):
+    g0, g1 = g0.astype(jnp.float32), g1.astype(jnp.float32)
+  return g0 + t.astype(g0.dtype) * (g1 - g0)
+
+
+def from_kept(kept: jax.Array, num_valid: jax.Array | int, coords: jax.Array) -> ColumnMap:
+  """Samples the first ``num_valid`` kept columns at fractional positions ``coords``.
+
+  Args:
+    kept: (h, w) int32 source column of each position after seam removal.
+    num_valid: how many leading positions of ``kept`` are valid (traced OK).
+    coords: (w_out,) or (h, w_out) float positions in [0, num_valid - 1].
+  """
+  h = kept.shape[0]
+  coords = jnp.broadcast_to(coords, (h, coords.shape[-1])).astype(jnp.float32)
+  last = jnp.asarray(num_valid, jnp.int32) - 1
+  c = jnp.clip(coords, 0.0, last.astype(jnp.float32))
+  i0 = jnp.clip(jnp.floor(c).astype(jnp.int32), 0, last)
+  i1 = jnp.minimum(i0 + 1, last)
+  t = c - i0.astype(jnp.float32)
+  return ColumnMap(jnp.take_along_axis(kept, i0, 1), jnp.take_along_axis(kept, i1, 1), t)
+
+
+def linear_coords(num_src: jax.Array | int, w_out: int) -> jax.Array:
+  """Half-pixel-centred linear scale: output x' samples source (x'+0.5)*n/w' - 0.5."""
+  x = jnp.arange(w_out, dtype=jnp.float32)
+  return (x + 0.5) * (jnp.asarray(num_src, jnp.float32) / w_out) - 0.5
+
+
+def identity_kept(h: int, w: int) -> jax.Array:
+  return jnp.broadcast_to(jnp.arange(w, dtype=jnp.int32), (h, w))
+
+
+def linear_scale(h: int, w: int, w_out: int) -> ColumnMap:
+  """Column map of a uniform 1-D linear scale from width w to w_out."""
+  return from_kept(identity_kept(h, w), w, linear_coords(w, w_out))
+
+
+# ----------------------------------------------------------------------------- warping
+
+
+def warp_cell_widths(cell_importance: jax.Array, width_in: jax.Array, width_out: jax.Array,
+                     min_scale: float = 0.2, iterations: int = 60) -> jax.Array:
+  """Output widths of equal input column cells, proportional to importance (Eq. 3).
+
+  Eq. 3 sets sigma_i = (w'/w_G) * mu_i / sum(mu), i.e. each cell's new width is
+  proportional to its importance and the widths sum to w'. The paper also states
+  sigma_i in [0, 1]; Eq. 3 alone does not guarantee that (an important cell could be
+  widened while the image shrinks, an empty one could vanish). Departure: widths are
+  t * mu_i clipped to [min_scale, 1] x the input cell width, with t found by bisection
+  so that they sum to w' (water-filling), then rescaled for an exact sum.
+
+  Args:
+    cell_importance: (n,) non-negative importance of each input cell.
+    width_in: total input width (cells are width_in / n each).
+    width_out: total output width (<= width_in).
+  Returns:
+    (n,) float32 output widths summing to width_out.
+  """
+  mu = jnp.maximum(cell_importance.astype(jnp.float32), 1e-6)
+  n = mu.shape[0]
+  a = jnp.asarray(width_in, jnp.float32) / n
+  target = jnp.asarray(width_out, jnp.float32)
+  lo, hi = min_scale * a, a
+  base = a / jnp.mean(mu)
+
+  def total(log_t):
+    return jnp.sum(jnp.clip(base * jnp.exp(log_t) * mu, lo, hi))
+
+  def bisect(_, bounds):
+    l, u = bounds
+    m = 0.5 * (l + u)
+    too_big = total(m) > target
+    return jnp.where(too_big, l, m), jnp.where(too_big, m, u)
+
+  l, u = jax.lax.fori_loop(0, iterations, bisect, (jnp.float32(-30.0), jnp.float32(30.0)))
+  widths = jnp.clip(base * jnp.exp(0.5 * (l + u)) * mu, lo, hi)
+  return widths * (target / jnp.sum(widths))
+
+
+def warp_coords(cell_widths: jax.Array, num_src: jax.Array | int, w_out: int) -> jax.Array:
+  """Source positions (w_out,) of a piecewise-linear column-cell warp.
+
+  The source domain [0, num_src) is cut into n equal cells; cell i becomes
+  ``cell_widths[i] / sum(cell_widths)`` of the output. Coordinates are normalised,
+  so the same widths drive every layer, whatever its resolution.
+  """
+  n = cell_widths.shape[0]
+  edges = jnp.concatenate([jnp.zeros(1), jnp.cumsum(cell_widths)])
+  edges = edges / edges[-1]
+  v = (jnp.arange(w_out, dtype=jnp.float32) + 0.5) / w_out
+  cell = jnp.clip(jnp.searchsorted(edges, v, side="right") - 1, 0, n - 1)
+  frac = (v - edges[cell]) / jnp.maximum(edges[cell + 1] - edges[cell], 1e-12)
+  u = (cell.astype(jnp.float32) + jnp.clip(frac, 0.0, 1.0)) / n
+  return u * jnp.asarray(num_src, jnp.float32) - 0.5
+
+
+def cell_profile(column_importance: jax.Array, num_valid: jax.Array | int, num_cells: int,
+                 samples_per_cell: int = 8) -> jax.Array:
+  """Mean of a column profile's valid part over ``num_cells`` equal normalised cells.
+
+  Works for coarse profiles (fewer columns than cells: linear interpolation) and fine
+  ones (many columns per cell: averaged over ``samples_per_cell`` points).
+  """
+  n = jnp.asarray(num_valid, jnp.float32)
+  u = (jnp.arange(num_cells * samples_per_cell, dtype=jnp.float32) + 0.5) / (
+      num_cells * samples_per_cell)
+  p = jnp.clip(u * n - 0.5, 0.0, n - 1.0)
+  i0 = jnp.floor(p).astype(jnp.int32)
+  i1 = jnp.minimum(i0 + 1, jnp.asarray(num_valid, jnp.int32) - 1)
+  t = p - i0
+  vals = column_importance[i0] * (1 - t) + column_importance[i1] * t
+  return vals.reshape(num_cells, samples_per_cell).mean(axis=1)

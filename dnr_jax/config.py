@@ -1,0 +1,62 @@
+"""Frozen configuration dataclasses (hashable: they are static arguments of ``jit``).
+
+Defaults follow section 4 of the paper where it gives a value; the rest were chosen
+by measurement (see WORKSPACE.md, "How the defaults were chosen").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+# Section 4. The paper writes "block4_conv5"; VGG19's block 4 ends at conv4.
+DEFAULT_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv4", "block4_conv4", "block5_pool")
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorConfig:
+  """The deep multi-operator: hierarchical seam carving (Eq. 1-2) + grid warping (Eq. 3)."""
+
+  layers: tuple[str, ...] = DEFAULT_LAYERS
+  alpha: float = 0.5  # Eq. 2 damping inside the receptive field of deeper seams
+  percentile: float = 20.0  # seams after the first only while mean importance <= this pct
+  grid_cell: int = 16  # column-cell width of the warp, image pixels (Eq. 3)
+  min_cell_scale: float = 0.2  # no warp cell shrinks below this fraction (see column_maps)
+  use_seams: bool = True  # False: warping only (ablation)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReconstructionConfig:
+  """Eq. 4 by Adam on the output pixels (0..255 RGB, projected onto the box)."""
+
+  loss_layers: tuple[tuple[str, float], ...] = (("block1_conv2", 1.0),)  # (layer, lambda)
+  init: str = "linear"  # "linear" | "seams" | "noise"
+  steps: int = 150
+  learning_rate: float = 2.0
+  chunk: int = 10  # steps per jitted call (the host reports progress between chunks)
+  seed: int = 0
+
+  def __post_init__(self):
+    if self.init not in ("linear", "seams", "noise"):
+      raise ValueError(f"unknown initialisation {self.init!r}: linear, seams or noise")
+    if self.steps < 0 or self.chunk < 1:
+      raise ValueError("steps must be >= 0 and chunk >= 1")
+    if not self.loss_layers or any(lam < 0 for _, lam in self.loss_layers):
+      raise ValueError("loss_layers needs at least one layer with a non-negative lambda")
+
+
+@dataclasses.dataclass(frozen=True)
+class RefinementConfig:
+  """Section 3.3: a learned sampling grid G in front of the network, O fixed."""
+
+  steps: int = 0
+  learning_rate: float = 0.05  # in pixels of displacement per step (Adam)
+  control_cell: int = 8  # displacement lives on a coarse grid, bilinearly upsampled
+  smoothness: float = 1.0  # weight of the squared-difference penalty between controls
+  max_shift: float = 2.0  # displacements are tanh-bounded to this many pixels
+
+
+@dataclasses.dataclass(frozen=True)
+class RetargetConfig:
+  operator: OperatorConfig = OperatorConfig()
+  reconstruction: ReconstructionConfig = ReconstructionConfig()
+  refinement: RefinementConfig = RefinementConfig()
