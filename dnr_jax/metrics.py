@@ -1,0 +1,87 @@
+"""Quality measures: the semantic score (Eq. 5) and bidirectional similarity halves.
+
+Semantic score (section 4.6): SS = ||F(O)||^2 / ||F(I)||^2 at block5_conv1.
+
+SS rewards any strong deep activation, including invented structure (noise, halos),
+so beside it we report the two halves of bidirectional similarity (Simakov et al.,
+CVPR 2008), computed on both images scaled so that their height is ``scale_height``
+pixels, with ``patch`` x ``patch`` RGB patches in 0..1:
+
+- coherence: mean over every output patch of the squared distance (per pixel and
+  channel) to its nearest input patch -- high when the output has content the input
+  does not (artifacts);
+- completeness: the same from input patches to output patches -- high when input
+  content is missing from the output.
+
+Nearest neighbours are found exactly by blocked matrix products,
+||q - p||^2 = ||q||^2 + ||p||^2 - 2 q.p, in float32.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dnr_jax import vgg
+
+
+def semantic_score(weights: vgg.VGGWeights, output: jax.Array, original: jax.Array,
+                   layer: str = "block5_conv1") -> jax.Array:
+  """Eq. 5 for two RGB 0..255 images of any sizes."""
+  fo = vgg.features(weights, jnp.asarray(output, jnp.float32)[None], (layer,))[layer]
+  fi = vgg.features(weights, jnp.asarray(original, jnp.float32)[None], (layer,))[layer]
+  return jnp.sum(jnp.square(fo)) / jnp.sum(jnp.square(fi))
+
+
+semantic_score_jit = jax.jit(semantic_score, static_argnames=("layer",))
+
+
+def extract_patches(image: jax.Array, patch: int) -> jax.Array:
+  """All ``patch`` x ``patch`` patches (stride 1, valid) of (H, W, C) -> (N, patch*patch*C)."""
+  h, w, c = image.shape
+  p = jax.lax.conv_general_dilated_patches(
+      image[None].astype(jnp.float32), (patch, patch), (1, 1), "VALID",
+      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return p.reshape(-1, p.shape[-1])
+
+
+@functools.partial(jax.jit, static_argnames=("block",))
+def nearest_patch_distances(queries: jax.Array, refs: jax.Array, block: int = 1024) -> jax.Array:
+  """For each query row, the squared L2 distance to its nearest reference row."""
+  rn = jnp.sum(refs * refs, axis=1)
+  nq = queries.shape[0]
+  pad = (-nq) % block
+  q = jnp.pad(queries, ((0, pad), (0, 0))).reshape(-1, block, queries.shape[1])
+
+  def one(qb):
+    d = jnp.sum(qb * qb, axis=1, keepdims=True) + rn[None, :] - 2.0 * qb @ refs.T
+    return jnp.maximum(jnp.min(d, axis=1), 0.0)
+
+  return jax.lax.map(one, q).reshape(-1)[:nq]
+
+
+def _rescale(image: np.ndarray, height: int) -> jax.Array:
+  image = jnp.asarray(image, jnp.float32) / 255.0
+  h, w = image.shape[:2]
+  width = max(1, round(w * height / h))
+  return jax.image.resize(image, (height, width, image.shape[2]), "linear", antialias=True)
+
+
+def bidirectional_similarity(output: np.ndarray, original: np.ndarray, patch: int = 7,
+                             scale_height: int = 96) -> dict[str, float]:
+  """{'coherence': ..., 'completeness': ...}: mean squared patch distances per element.
+
+  Both images are scaled by the same factor (the original to ``scale_height`` px high)
+  so patches of the two images cover the same scene extent.
+  """
+  factor = scale_height / original.shape[0]
+  o = _rescale(output, max(patch, round(output.shape[0] * factor)))
+  i = _rescale(original, scale_height)
+  po, pi = extract_patches(o, patch), extract_patches(i, patch)
+  dim = po.shape[1]
+  coherence = jnp.mean(nearest_patch_distances(po, pi)) / dim
+  completeness = jnp.mean(nearest_patch_distances(pi, po)) / dim
+  return {"coherence": float(coherence), "completeness": float(completeness)}

@@ -1,0 +1,96 @@
+"""Image reconstruction from target feature maps (section 3.2, Eq. 4).
+
+The output O (RGB, 0..255) is optimised with Adam to minimise
+
+    L(O) = sum_l lambda_l * mean((F_l(O) - F'_l)^2)
+
+Departure: the paper's squared norm is divided by the number of elements of each
+map, so lambdas weigh layers of different sizes comparably and the learning rate
+does not depend on the image size (Adam is scale-invariant otherwise).
+
+Pixels are kept in range by *projection*: after every Adam update O is clipped to
+[0, 255]. A sigmoid/tanh reparameterisation would also keep the range but
+flattens gradients near black and white, slowing exactly the saturated pixels
+that seam and warp boundaries often need to change; projection leaves the
+gradient exact inside the box.
+
+Only the layers with lambda > 0 are computed in the loop (the VGG module stops at
+the deepest requested layer), so the paper's default (lambda = 1 on block1_conv2
+only) runs two convs per forward pass.
+
+The step is pure: ``step(state) -> (state, loss)``; :func:`run_chunk` runs ``n``
+steps in one jitted call so the host can report progress between chunks.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from dnr_jax import vgg
+
+
+def feature_loss(weights: vgg.VGGWeights, image: jax.Array,
+                 targets: Mapping[str, jax.Array],
+                 lambdas: Mapping[str, float]) -> jax.Array:
+  """Eq. 4 for one (H, W, 3) image (per-element mean, see module docstring)."""
+  layers = tuple(l for l, lam in lambdas.items() if lam > 0)
+  feats = vgg.features(weights, image[None], layers)
+  total = jnp.float32(0.0)
+  for l in layers:
+    diff = feats[l][0] - targets[l]
+    total = total + lambdas[l] * jnp.mean(diff * diff)
+  return total
+
+
+class ReconState(NamedTuple):
+  image: jax.Array  # (H, W, 3) float32, 0..255: the current O
+  opt_state: optax.OptState
+  best_image: jax.Array  # lowest-loss image seen so far
+  best_loss: jax.Array  # () float32
+  step: jax.Array  # () int32
+
+
+def optimizer(learning_rate: float) -> optax.GradientTransformation:
+  return optax.adam(learning_rate)
+
+
+def init_state(image: jax.Array, learning_rate: float) -> ReconState:
+  image = image.astype(jnp.float32)
+  return ReconState(jnp.copy(image), optimizer(learning_rate).init(image), jnp.copy(image),
+                    jnp.float32(jnp.inf), jnp.int32(0))
+
+
+def make_step(loss_fn: Callable[[jax.Array], jax.Array], learning_rate: float,
+              project: Callable[[jax.Array], jax.Array] = lambda x: jnp.clip(x, 0.0, 255.0)):
+  """A pure Adam step on pixels: returns ``step(state) -> (state, loss_of_state.image)``."""
+  opt = optimizer(learning_rate)
+
+  def step(state: ReconState):
+    loss, grad = jax.value_and_grad(loss_fn)(state.image)
+    updates, opt_state = opt.update(grad, state.opt_state, state.image)
+    image = project(optax.apply_updates(state.image, updates))
+    better = loss < state.best_loss  # the loss belongs to state.image, not the new one
+    best_image = jnp.where(better, state.image, state.best_image)
+    best_loss = jnp.where(better, loss, state.best_loss)
+    return ReconState(image, opt_state, best_image, best_loss, state.step + 1), loss
+
+  return step
+
+
+def run_chunk(step, state, n: int, unroll: bool = True):
+  """Runs ``n`` (static) steps; returns (state, losses (n,)).
+
+  ``unroll=True`` (default) unrolls the steps into straight-line code. Measured on
+  the 2-core CPU: a conv inside an XLA while-loop body (``fori_loop``, or a rolled
+  ``scan``) ran 3.4x slower than the same conv outside one (0.42 s vs 0.12 s per
+  step at 400x450), so the host loops over short unrolled chunks. Use
+  ``unroll=False`` for long loops on accelerators, where compile time matters more.
+  """
+  def body(s, _):
+    return step(s)
+
+  return jax.lax.scan(body, state, None, length=n, unroll=n if unroll else 1)

@@ -1,0 +1,32 @@
+"""Shared fixtures: small images, random-init VGG19 (fast), the real weights (marked tests)."""
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from dnr_jax import image_io
+from dnr_jax import vgg
+from dnr_jax import weights as weights_lib
+
+
+@pytest.fixture(scope="session")
+def random_weights():
+  return vgg.random_weights(jax.random.PRNGKey(0))
+
+
+@pytest.fixture(scope="session")
+def real_weights():
+  return weights_lib.load_vgg19()
+
+
+@pytest.fixture(scope="session")
+def photo():
+  """The bundled photograph (400x600 RGB)."""
+  return image_io.load_image(image_io.sample_image_path())
+
+
+@pytest.fixture(scope="session")
+def small_photo(photo):
+  """The bundled photograph at 64x96, for fast end-to-end tests."""
+  return np.asarray(Image.fromarray(photo).resize((96, 64), Image.BILINEAR))

@@ -1,0 +1,142 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
+
+from dnr_jax import seams
+
+
+def np_min_seam_cost(e, cl=None, cu=None, cr=None):
+  """NumPy reference DP: minimal total cost of an 8-connected vertical seam."""
+  h, w = e.shape
+  cl = np.zeros_like(e) if cl is None else cl
+  cu = np.zeros_like(e) if cu is None else cu
+  cr = np.zeros_like(e) if cr is None else cr
+  m = e[0].astype(np.float64).copy()
+  for i in range(1, h):
+    new = np.empty(w)
+    for j in range(w):
+      best = m[j] + cu[i, j]
+      if j > 0:
+        best = min(best, m[j - 1] + cl[i, j])
+      if j < w - 1:
+        best = min(best, m[j + 1] + cr[i, j])
+      new[j] = e[i, j] + best
+    m = new
+  return m.min()
+
+
+def seam_cost(e, s, cl=None, cu=None, cr=None):
+  total = e[0, s[0]]
+  for i in range(1, len(s)):
+    d = s[i] - s[i - 1]
+    extra = {-1: cr, 0: cu, 1: cl}[d]  # moved right from parent j-1 -> cost_left etc.
+    total += e[i, s[i]] + (0 if extra is None else extra[i, s[i]])
+  return total
+
+
+energies = hnp.arrays(np.float32, st.tuples(st.integers(2, 12), st.integers(2, 12)),
+                      elements=st.floats(0, 100, width=32))
+
+
+@settings(max_examples=60, deadline=None)
+@given(energies)
+def test_jit_seam_has_the_reference_minimal_cost_and_is_connected(e):
+  seam, cost = jax.jit(seams.find_seam)(jnp.asarray(e))
+  seam = np.asarray(seam)
+  assert seam.shape == (e.shape[0],)
+  assert np.all((seam >= 0) & (seam < e.shape[1]))
+  assert np.all(np.abs(np.diff(seam)) <= 1)
+  ref = np_min_seam_cost(e)
+  np.testing.assert_allclose(float(cost), ref, rtol=1e-5, atol=1e-3)
+  np.testing.assert_allclose(seam_cost(e, seam), ref, rtol=1e-5, atol=1e-3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(energies, st.data())
+def test_forward_energy_costs_match_reference(e, data):
+  costs = [data.draw(hnp.arrays(np.float32, e.shape, elements=st.floats(0, 10, width=32)))
+           for _ in range(3)]
+  seam, cost = seams.find_seam(jnp.asarray(e), seams.StepCosts(*map(jnp.asarray, costs)))
+  ref = np_min_seam_cost(e, *costs)
+  np.testing.assert_allclose(float(cost), ref, rtol=1e-5, atol=1e-3)
+  np.testing.assert_allclose(seam_cost(e, np.asarray(seam), *costs), ref, rtol=1e-5, atol=1e-3)
+
+
+@settings(max_examples=30, deadline=None)
+@given(hnp.arrays(np.float32, st.tuples(st.integers(2, 10), st.integers(4, 14)),
+                  elements=st.floats(0, 100, width=32)), st.data())
+def test_removing_k_seams_keeps_strictly_increasing_rows(e, data):
+  h, w = e.shape
+  k = data.draw(st.integers(0, w - 1))
+  res = seams.carve(jnp.asarray(e), k, w - 1, seams.fixed_energy_fn)
+  assert int(res.num_removed) == k
+  kept = np.asarray(res.kept)[:, : w - k]
+  assert kept.shape == (h, w - k)
+  assert np.all(np.diff(kept, axis=1) > 0)
+  removed = np.asarray(seams.removed_mask(res, w))
+  assert np.all(removed.sum(axis=1) == k)
+  for y in range(h):  # kept and removed partition every row
+    assert sorted(set(kept[y]) | set(np.nonzero(removed[y])[0])) == list(range(w))
+
+
+def test_carving_equals_numpy_deletion_with_recomputed_reference():
+  rng = np.random.RandomState(0)
+  e = rng.rand(8, 10).astype(np.float32)
+  res = seams.carve(jnp.asarray(e), 3, 3, seams.fixed_energy_fn)
+  cur, cols = e.copy(), np.tile(np.arange(10), (8, 1))
+  for i in range(3):  # greedy reference: cost of each successive seam is minimal
+    ref = np_min_seam_cost(cur)
+    s = np.asarray(res.seams[i])
+    pos = np.array([np.nonzero(cols[y] == s[y])[0][0] for y in range(8)])
+    assert np.all(np.abs(np.diff(pos)) <= 1)
+    np.testing.assert_allclose(cur[np.arange(8), pos].sum(), ref, rtol=1e-5)
+    cur = np.array([np.delete(cur[y], pos[y]) for y in range(8)])
+    cols = np.array([np.delete(cols[y], pos[y]) for y in range(8)])
+  np.testing.assert_array_equal(np.asarray(res.kept)[:, :7], cols)
+
+
+def test_stop_threshold_removes_at_least_one_and_stops_at_costly_seams():
+  e = np.full((6, 10), 5.0, np.float32)
+  e[:, 2] = 0.0  # one free seam; everything else costs 5
+  res = seams.carve(jnp.asarray(e), 4, 4, seams.fixed_energy_fn, stop_threshold=1.0)
+  assert int(res.num_removed) == 1
+  np.testing.assert_array_equal(np.asarray(res.seams[0]), [2] * 6)
+  res = seams.carve(jnp.asarray(e), 4, 4, seams.fixed_energy_fn, stop_threshold=-1.0)
+  assert int(res.num_removed) == 1  # always at least one
+  res = seams.carve(jnp.asarray(e), 4, 4, seams.fixed_energy_fn, stop_threshold=10.0)
+  assert int(res.num_removed) == 4
+
+
+def test_traced_seam_count_compiles_once():
+  e = jnp.asarray(np.random.RandomState(1).rand(6, 9).astype(np.float32))
+  traces = []
+
+  @jax.jit
+  def f(e, k):
+    traces.append(1)
+    return seams.carve(e, k, 5, seams.fixed_energy_fn).kept
+
+  for k in range(6):
+    f(e, k)
+  assert len(traces) == 1
+
+
+@pytest.mark.parametrize("energy", ["backward", "forward"])
+def test_image_carving_avoids_a_textured_object(energy):
+  rng = np.random.RandomState(0)
+  img = np.full((24, 40, 3), 128.0, np.float32)
+  img[:, 10:18] = rng.uniform(0, 255, (24, 8, 3))  # busy object on a flat background
+  res = jax.jit(seams.carve_image, static_argnums=(1, 2))(jnp.asarray(img), 12, energy)
+  removed = np.asarray(seams.removed_mask(res, 40))
+  assert removed[:, 10:18].sum() == 0
+  assert removed.sum() == 24 * 12
+
+
+def test_vmap_over_a_batch_of_energies():
+  e = jnp.asarray(np.random.RandomState(2).rand(3, 5, 7).astype(np.float32))
+  batched = jax.vmap(lambda x: seams.find_seam(x)[1])(e)
+  single = jnp.stack([seams.find_seam(x)[1] for x in e])
+  np.testing.assert_allclose(batched, single, rtol=1e-6)
