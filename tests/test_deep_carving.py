@@ -1,0 +1,97 @@
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dnr_jax import column_maps
+from dnr_jax import config
+from dnr_jax import deep_carving
+from dnr_jax import receptive
+from dnr_jax import vgg
+
+CFG = config.OperatorConfig()
+# Jitted once per (sizes, config): eager execution of the plan dispatches thousands of ops.
+plan_resize = jax.jit(deep_carving.plan_resize, static_argnums=(1, 2, 3))
+
+
+def _feats(weights, image):
+  f = vgg.features(weights, jnp.asarray(image, jnp.float32)[None], CFG.layers)
+  return {k: v[0] for k, v in f.items()}
+
+
+@pytest.mark.parametrize("out_hw", [(64, 72), (64, 48), (48, 96), (40, 60)])
+def test_target_maps_have_the_shapes_of_the_output_features(random_weights, small_photo, out_hw):
+  plan = plan_resize(_feats(random_weights, small_photo), (64, 96), out_hw, CFG)
+  expect = vgg.feature_shapes(random_weights, *out_hw, CFG.layers)
+  for l in CFG.layers:
+    assert plan.targets[l].shape == expect[l][1:], l
+
+
+def test_seam_fraction_is_shared_and_warp_makes_up_the_rest(random_weights, small_photo):
+  cfg = config.OperatorConfig(percentile=100.0)  # every seam allowed
+  plan = plan_resize(_feats(random_weights, small_photo), (64, 96), (64, 48), cfg)
+  k5 = int(plan.width.num_removed["block5_pool"])
+  assert k5 == 3 - 1  # 96/32=3 -> 48/32=1: all allowed seams removed
+  frac = k5 / 3
+  for l in CFG.layers:
+    w = vgg.layer_size(96, l)
+    k = int(plan.width.num_removed[l])
+    assert k == min(round(frac * w), w - vgg.layer_size(48, l)), l
+    assert plan.width.removed[l].sum() == k * vgg.layer_size(64, l)
+  np.testing.assert_allclose(plan.width.cell_widths.sum(), 48, rtol=1e-4)
+
+
+def test_threshold_stop_leaves_work_to_the_warp(random_weights, small_photo):
+  cfg = config.OperatorConfig(percentile=0.0)  # only the mandatory first seam
+  plan = plan_resize(_feats(random_weights, small_photo), (64, 96), (64, 40), cfg)
+  assert int(plan.width.num_removed["block5_pool"]) == 1
+
+
+def test_shallower_seams_are_steered_into_the_deep_receptive_field(random_weights, small_photo):
+  plan = plan_resize(_feats(random_weights, small_photo), (64, 96), (64, 64), CFG)
+  p = plan.width
+  layers = deep_carving.sort_layers(CFG.layers)
+  for shallow, deep in zip(layers[:-1], layers[1:]):
+    rf = receptive.receptive_field_mask(p.removed[deep], shallow, deep, p.importance[shallow].shape)
+    damped = np.where(rf, CFG.alpha * p.importance[shallow], p.importance[shallow])
+    np.testing.assert_allclose(p.damped[shallow], damped, rtol=1e-6)
+
+
+def test_jits_once_per_size_and_vmaps(random_weights, small_photo):
+  batch = jnp.stack([jnp.asarray(small_photo, jnp.float32),
+                     jnp.asarray(small_photo[:, ::-1], jnp.float32)])
+  feats = {k: v for k, v in vgg.features(random_weights, batch, CFG.layers).items()}
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def plan_targets(f):
+    return deep_carving.plan_resize(f, (64, 96), (64, 72), CFG).targets
+
+  one = plan_targets({k: v[0] for k, v in feats.items()})
+  plan_targets({k: v[1] for k, v in feats.items()})  # same sizes: no retrace
+  both = jax.jit(jax.vmap(
+      lambda f: deep_carving.plan_resize(f, (64, 96), (64, 72), CFG).targets))(feats)
+  for l in CFG.layers:
+    np.testing.assert_allclose(both[l][0], one[l], rtol=1e-4, atol=1e-3)
+
+
+def test_identity_size_is_identity(random_weights, small_photo):
+  f = _feats(random_weights, small_photo)
+  plan = plan_resize(f, (64, 96), (64, 96), CFG)
+  assert plan.width is None and plan.height is None
+  np.testing.assert_array_equal(plan.targets["block3_conv4"], f["block3_conv4"])
+
+
+def test_enlarging_is_refused(random_weights, small_photo):
+  with pytest.raises(ValueError, match="enlarge"):
+    deep_carving.plan_width(_feats(random_weights, small_photo), 96, 100, CFG)
+
+
+def test_image_level_map_is_the_shallow_layer_map(random_weights, small_photo):
+  plan = plan_resize(_feats(random_weights, small_photo), (64, 96), (64, 72), CFG)
+  img = deep_carving.apply_plan_to_layer(jnp.asarray(small_photo, jnp.float32), plan,
+                                         "block1_conv2")
+  assert img.shape == (64, 72, 3)
+  m = plan.width.maps["block1_conv2"]
+  np.testing.assert_allclose(img, column_maps.apply(jnp.asarray(small_photo, jnp.float32), m))

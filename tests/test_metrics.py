@@ -1,0 +1,41 @@
+import jax.numpy as jnp
+import numpy as np
+
+from dnr_jax import metrics
+from dnr_jax import vgg
+
+
+def test_semantic_score_known_answers(random_weights, small_photo):
+  assert abs(float(metrics.semantic_score(random_weights, small_photo, small_photo)) - 1) < 1e-6
+  half = small_photo[:, :48]
+  f = lambda im: vgg.features(random_weights, jnp.asarray(im, jnp.float32)[None],  # noqa
+                              ["block5_conv1"])["block5_conv1"]
+  expect = float(jnp.sum(f(half) ** 2) / jnp.sum(f(small_photo) ** 2))
+  np.testing.assert_allclose(float(metrics.semantic_score(random_weights, half, small_photo)),
+                             expect, rtol=1e-5)
+
+
+def test_nearest_patch_distances_match_brute_force():
+  rng = np.random.RandomState(0)
+  q, r = rng.rand(50, 12).astype(np.float32), rng.rand(70, 12).astype(np.float32)
+  ref = ((q[:, None] - r[None]) ** 2).sum(-1).min(1)
+  np.testing.assert_allclose(metrics.nearest_patch_distances(jnp.asarray(q), jnp.asarray(r), 16),
+                             ref, rtol=1e-4, atol=1e-5)
+
+
+def test_identical_image_scores_zero_and_a_crop_is_perfectly_coherent(small_photo):
+  same = metrics.bidirectional_similarity(small_photo, small_photo, patch=5, scale_height=64)
+  assert same["coherence"] < 1e-6 and same["completeness"] < 1e-6
+  crop = metrics.bidirectional_similarity(small_photo[:, 20:70], small_photo, patch=5,
+                                          scale_height=64)
+  assert crop["coherence"] < 1e-6  # every output patch exists in the input
+  assert crop["completeness"] > 1e-3  # but input content is missing
+
+
+def test_noise_is_incoherent(small_photo):
+  noisy = np.clip(small_photo + np.random.RandomState(1).normal(0, 40, small_photo.shape), 0,
+                  255).astype(np.uint8)
+  clean = metrics.bidirectional_similarity(small_photo[:, 10:80], small_photo, patch=5,
+                                           scale_height=64)
+  bad = metrics.bidirectional_similarity(noisy[:, 10:80], small_photo, patch=5, scale_height=64)
+  assert bad["coherence"] > 10 * max(clean["coherence"], 1e-4)
