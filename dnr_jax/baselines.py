@@ -1,0 +1,112 @@
+"""Retargeting methods behind one interface, for the evaluation (section 4, Table 1).
+
+Every method is ``fn(image uint8 (H, W, 3), out_hw, ctx) -> uint8 (H', W', 3)``:
+
+- ``linear``: uniform scale with Pillow's LANCZOS filter (antialiased).
+- ``crop``: centre crop.
+- ``seam_carving`` / ``seam_carving_forward``: image-space seam carving with backward
+  (gradient) and forward energy (ours, jitted; width first, then height).
+- ``feature_seams_in_image``: section 4.2 / Figure 10 -- the seams (and warp) the deep
+  operator chose at block1, applied to the input pixels, with no reconstruction.
+- ``dnr_no_refine`` and ``dnr``: Deep Network Resizing without / with refinement.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from PIL import Image
+
+from dnr_jax import column_maps
+from dnr_jax import deep_carving
+from dnr_jax import pipeline
+from dnr_jax import seams
+from dnr_jax import vgg
+from dnr_jax.config import RetargetConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+  weights: vgg.VGGWeights
+  config: RetargetConfig = RetargetConfig()
+
+
+def linear(image, out_hw, ctx=None):
+  del ctx
+  return np.asarray(Image.fromarray(image).resize((out_hw[1], out_hw[0]), Image.LANCZOS))
+
+
+def crop(image, out_hw, ctx=None):
+  del ctx
+  h, w = image.shape[:2]
+  y, x = (h - out_hw[0]) // 2, (w - out_hw[1]) // 2
+  return image[y:y + out_hw[0], x:x + out_hw[1]].copy()
+
+
+@functools.partial(jax.jit, static_argnames=("num_seams", "energy"))
+def _carve_width(image, num_seams, energy):
+  res = seams.carve_image(image, num_seams, energy)
+  w_out = image.shape[1] - num_seams
+  cmap = column_maps.from_kept(res.kept, w_out, jnp.arange(w_out, dtype=jnp.float32))
+  return column_maps.apply(image, cmap)
+
+
+def seam_carve(image: np.ndarray, out_hw, energy: str = "backward") -> np.ndarray:
+  """Image-space seam carving to (H', W'): width first, then height on the transpose."""
+  x = jnp.asarray(image, jnp.float32)
+  if out_hw[1] < x.shape[1]:
+    x = _carve_width(x, num_seams=x.shape[1] - out_hw[1], energy=energy)
+  if out_hw[0] < x.shape[0]:
+    x = jnp.swapaxes(_carve_width(jnp.swapaxes(x, 0, 1), num_seams=x.shape[0] - out_hw[0],
+                                  energy=energy), 0, 1)
+  return np.clip(np.round(np.asarray(x)), 0, 255).astype(np.uint8)
+
+
+def seam_carving(image, out_hw, ctx=None):
+  del ctx
+  return seam_carve(image, out_hw, "backward")
+
+
+def seam_carving_forward(image, out_hw, ctx=None):
+  del ctx
+  return seam_carve(image, out_hw, "forward")
+
+
+@functools.partial(jax.jit, static_argnames=("out_hw", "cfg"))
+def _feature_seams(weights, image, out_hw, cfg):
+  prep = pipeline.prepare(weights, image, out_hw, cfg)
+  shallow = deep_carving.sort_layers(cfg.operator.layers, weights.arch)[0]
+  return deep_carving.apply_plan_to_layer(image, prep.plan, shallow)
+
+
+def feature_seams_in_image(image, out_hw, ctx: Context):
+  cfg = dataclasses.replace(ctx.config, reconstruction=dataclasses.replace(
+      ctx.config.reconstruction, init="linear"))
+  out = _feature_seams(ctx.weights, jnp.asarray(image, jnp.float32), tuple(out_hw), cfg)
+  return np.clip(np.round(np.asarray(out)), 0, 255).astype(np.uint8)
+
+
+def dnr(image, out_hw, ctx: Context):
+  return pipeline.retarget(image, tuple(out_hw), ctx.config, ctx.weights).output
+
+
+def dnr_no_refine(image, out_hw, ctx: Context):
+  cfg = dataclasses.replace(ctx.config, refinement=dataclasses.replace(
+      ctx.config.refinement, steps=0))
+  return pipeline.retarget(image, tuple(out_hw), cfg, ctx.weights).output
+
+
+METHODS: dict[str, Callable] = {
+    "linear": linear,
+    "crop": crop,
+    "seam_carving": seam_carving,
+    "seam_carving_forward": seam_carving_forward,
+    "feature_seams_in_image": feature_seams_in_image,
+    "dnr_no_refine": dnr_no_refine,
+    "dnr": dnr,
+}

@@ -1,0 +1,240 @@
+"""Performance figures of dnr_jax in one run on one machine (CPU here; unchanged on GPU).
+
+1. Image-space seam carving, 640x480 -> 480 wide: ours (jit) vs the ``seam-carving``
+   package from PyPI, backward and forward energy.
+2. One reconstruction step vs the bare forward+backward of the layers the loss uses.
+3. The default pipeline on a 640x480 photo to 75% width, per phase.
+4. Peak memory (host RSS; device bytes in use where the backend reports them).
+5. How time grows with image size (3 sizes) and with the batch size under ``vmap``.
+
+Writes ``results/benchmark/benchmark.md``, ``benchmark.json`` and ``scaling.png``.
+
+    python scripts/benchmark.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import pathlib
+import platform
+import resource
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import _photos
+from dnr_jax import baselines
+from dnr_jax import config
+from dnr_jax import pipeline
+from dnr_jax import reconstruct
+from dnr_jax import vgg
+from dnr_jax import weights as weights_lib
+
+
+def _time(fn, repeat=3):
+  """(first call incl. compile, best of `repeat` later calls) in seconds."""
+  t0 = time.perf_counter()
+  jax.block_until_ready(fn())
+  first = time.perf_counter() - t0
+  best = float("inf")
+  for _ in range(repeat):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn())
+    best = min(best, time.perf_counter() - t0)
+  return first, best
+
+
+def bench_seam_carving(img, repeat):
+  import seam_carving  # pylint: disable=g-import-not-at-top
+  out = {}
+  for energy in ("backward", "forward"):
+    first, ours = _time(lambda e=energy: baselines.seam_carve(img, (480, 480), e), repeat)
+    t0 = time.perf_counter()
+    for _ in range(max(1, repeat // 2)):
+      seam_carving.resize(img, (480, 480), energy_mode=energy, order="width-first")
+    theirs = (time.perf_counter() - t0) / max(1, repeat // 2)
+    out[energy] = {"ours_s": ours, "ours_first_call_s": first, "seam_carving_pkg_s": theirs,
+                   "speedup": theirs / ours}
+  return out
+
+
+def bench_step(w, hw, repeat, chunk=10):
+  h, wd = hw
+  tgt = {"block1_conv2": jnp.zeros((h, wd, 64), jnp.float32)}
+  lam = {"block1_conv2": 1.0}
+  x = jnp.full((h, wd, 3), 120.0, jnp.float32)
+  grad = jax.jit(jax.grad(lambda im: reconstruct.feature_loss(w, im, tgt, lam)))
+  _, floor = _time(lambda: grad(x), repeat)
+  cfg = config.RetargetConfig()
+  state = reconstruct.init_state(x, 2.0)
+
+  def chunked():
+    return pipeline._recon_chunk(w, tgt, reconstruct.init_state(x, 2.0), cfg, chunk)  # pylint: disable=protected-access
+
+  _, per_chunk = _time(chunked, repeat)
+  del state
+  return {"floor_fwd_bwd_s": floor, "step_s": per_chunk / chunk,
+          "ratio_step_to_floor": per_chunk / chunk / floor}
+
+
+def bench_pipeline(w, img, cfg):
+  res = pipeline.retarget(img, (img.shape[0], round(img.shape[1] * 0.75)), cfg, w)
+  t = dict(res.timings)
+  t["total"] = sum(t.values())
+  # second run: the same sizes compile nothing
+  res2 = pipeline.retarget(img[:, ::-1].copy(), (img.shape[0], round(img.shape[1] * 0.75)),
+                           cfg, w)
+  t2 = dict(res2.timings)
+  t2["total"] = sum(t2.values())
+  return {"first_run_s": t, "second_run_s": t2, "seams_removed": res.seams_removed["width"]}
+
+
+def bench_sizes(w, sizes, repeat):
+  rows = []
+  for h, wd in sizes:
+    img = _photos.benchmark_photo(h, wd)
+    out_hw = (h, round(wd * 0.75))
+    cfg = config.RetargetConfig()
+    prep_first, prep = _time(lambda: pipeline._prepare_jit(w, jnp.asarray(img, jnp.float32),  # pylint: disable=protected-access
+                                                           out_hw, cfg), repeat)
+    step = bench_step(w, out_hw, repeat)
+    rows.append({"size": f"{wd}x{h}", "prepare_s": prep, "prepare_first_call_s": prep_first,
+                 **step, "pipeline_estimate_s": prep + step["step_s"] * cfg.reconstruction.steps})
+  return rows
+
+
+def bench_batch(w, hw, batches, steps=10):
+  rows = []
+  h, wd = hw
+  out_hw = (h, round(wd * 0.75))
+  cfg = config.RetargetConfig(reconstruction=config.ReconstructionConfig(steps=steps, chunk=steps))
+  for n in batches:
+    imgs = jnp.stack([jnp.asarray(_photos.benchmark_photo(h, wd), jnp.float32)] * n)
+    prep_fn = jax.jit(jax.vmap(functools.partial(pipeline.prepare, w, out_hw=out_hw, cfg=cfg)))
+    chunk_fn = jax.jit(jax.vmap(
+        lambda t, s: reconstruct.run_chunk(pipeline._recon_step(w, t, cfg), s, steps)))  # pylint: disable=protected-access
+
+    def run():
+      prep = prep_fn(imgs)
+      s = jax.vmap(lambda im: reconstruct.init_state(im, cfg.reconstruction.learning_rate))(
+          prep.init)
+      return chunk_fn(prep.targets, s)
+
+    _, t = _time(run, 2)
+    rows.append({"batch": n, "seconds": t, "per_image_s": t / n, "steps": steps})
+  return rows
+
+
+def peak_memory():
+  out = {"host_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+  try:
+    stats = jax.devices()[0].memory_stats() or {}
+    if "peak_bytes_in_use" in stats:
+      out["device_peak_mib"] = stats["peak_bytes_in_use"] / 2**20
+  except Exception:  # pylint: disable=broad-except
+    pass
+  return out
+
+
+def _md(results) -> str:
+  dev = results["device"]
+  L = [f"Benchmark: {results['date']}, {dev}, jax {jax.__version__}, "
+       f"`python scripts/benchmark.py{' --quick' if results['quick'] else ''}`", ""]
+  if "seam_carving" in results:
+    L += ["### Image-space seam carving, 640x480 -> 480x480", "",
+          "| energy | dnr_jax (s) | seam-carving 1.1.0 (s) | speed-up | dnr_jax first call incl. compile (s) |",
+          "|---|---|---|---|---|"]
+    for e, r in results["seam_carving"].items():
+      L.append(f"| {e} | {r['ours_s']:.2f} | {r['seam_carving_pkg_s']:.2f} | "
+               f"{r['speedup']:.2f}x | {r['ours_first_call_s']:.2f} |")
+  L += ["", "### Default pipeline, 640x480 photo -> 480x480", "",
+        "| run | prepare (s) | reconstruction (s) | refinement (s) | total (s) |", "|---|---|---|---|---|"]
+  for k in ("first_run_s", "second_run_s"):
+    t = results["pipeline"][k]
+    L.append(f"| {k.split('_')[0]} | {t.get('prepare', 0):.1f} | {t.get('reconstruction', 0):.1f} "
+             f"| {t.get('refinement', 0):.1f} | {t['total']:.1f} |")
+  L += ["", "### Scaling with image size (75% width, block1_conv2 loss)", "",
+        "| input | prepare (s) | step (s) | fwd+bwd floor (s) | step / floor | est. pipeline (s) |",
+        "|---|---|---|---|---|---|"]
+  for r in results["sizes"]:
+    L.append(f"| {r['size']} | {r['prepare_s']:.2f} | {r['step_s']:.3f} | "
+             f"{r['floor_fwd_bwd_s']:.3f} | {r['ratio_step_to_floor']:.2f} | "
+             f"{r['pipeline_estimate_s']:.1f} |")
+  L += ["", f"### Batch under vmap ({results['batch_size']}, prepare + "
+        f"{results['batch'][0]['steps']} steps)", "",
+        "| batch | seconds | per image (s) |", "|---|---|---|"]
+  for r in results["batch"]:
+    L.append(f"| {r['batch']} | {r['seconds']:.2f} | {r['per_image_s']:.2f} |")
+  m = results["memory"]
+  L += ["", f"Peak host RSS: {m['host_peak_rss_mib']:.0f} MiB"
+        + (f"; device peak: {m['device_peak_mib']:.0f} MiB" if "device_peak_mib" in m else "")]
+  return "\n".join(L) + "\n"
+
+
+def _plot(results, path):
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+  px = [int(r["size"].split("x")[0]) * int(r["size"].split("x")[1]) / 1e6 for r in results["sizes"]]
+  ax[0].plot(px, [r["step_s"] for r in results["sizes"]], "o-", label="Adam step")
+  ax[0].plot(px, [r["floor_fwd_bwd_s"] for r in results["sizes"]], "s--", label="fwd+bwd floor")
+  ax[0].plot(px, [r["prepare_s"] for r in results["sizes"]], "^-", label="prepare (features+plan)")
+  ax[0].set_xlabel("input megapixels")
+  ax[0].set_ylabel("seconds")
+  ax[0].legend()
+  ax[0].set_title("time vs image size")
+  b = results["batch"]
+  ax[1].plot([r["batch"] for r in b], [r["per_image_s"] for r in b], "o-")
+  ax[1].set_xlabel("batch size (vmap)")
+  ax[1].set_ylabel("seconds per image")
+  ax[1].set_title("batch scaling")
+  fig.suptitle(results["device"])
+  fig.tight_layout()
+  fig.savefig(path, dpi=90)
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+  ap.add_argument("--out", default="results/benchmark")
+  ap.add_argument("--repeat", type=int, default=3)
+  args = ap.parse_args()
+  out = pathlib.Path(args.out)
+  out.mkdir(parents=True, exist_ok=True)
+  w = weights_lib.load_vgg19()
+  dev = jax.devices()[0]
+  results = {"date": time.strftime("%Y-%m-%d"), "quick": args.quick,
+             "device": f"{dev.platform}: {dev.device_kind}, {platform.processor() or platform.machine()}, "
+                       f"{jax.local_device_count()} device(s), host cores {__import__('os').cpu_count()}"}
+  img = _photos.benchmark_photo(480, 640)
+  if not args.quick:
+    results["seam_carving"] = bench_seam_carving(img, args.repeat)
+    print(json.dumps(results["seam_carving"], indent=1), flush=True)
+    results["pipeline"] = bench_pipeline(w, img, config.RetargetConfig())
+  else:
+    small = _photos.benchmark_photo(120, 160)
+    results["pipeline"] = bench_pipeline(w, small, config.RetargetConfig(
+        reconstruction=config.ReconstructionConfig(steps=10)))
+  print(json.dumps(results["pipeline"], indent=1), flush=True)
+  sizes = [(120, 160), (240, 320), (360, 480)] if args.quick else [(240, 320), (480, 640),
+                                                                   (768, 1024)]
+  results["sizes"] = bench_sizes(w, sizes, args.repeat)
+  print(json.dumps(results["sizes"], indent=1), flush=True)
+  bh = (120, 160) if args.quick else (240, 320)
+  results["batch_size"] = f"{bh[1]}x{bh[0]}"
+  results["batch"] = bench_batch(w, bh, (1, 2, 4))
+  results["memory"] = peak_memory()
+  (out / "benchmark.json").write_text(json.dumps(results, indent=1))
+  (out / "benchmark.md").write_text(_md(results))
+  _plot(results, out / "scaling.png")
+  print(_md(results))
+
+
+if __name__ == "__main__":
+  main()
