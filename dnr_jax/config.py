@@ -29,8 +29,8 @@ class ReconstructionConfig:
   """Eq. 4 by Adam on the output pixels (0..255 RGB, projected onto the box)."""
 
   loss_layers: tuple[tuple[str, float], ...] = (("block1_conv2", 1.0),)  # (layer, lambda)
-  init: str = "linear"  # "linear" | "seams" | "noise"
-  steps: int = 150
+  init: str = "seams"  # "seams" | "linear" (the paper's) | "noise"; see WORKSPACE.md
+  steps: int = 50
   learning_rate: float = 2.0
   chunk: int = 10  # steps per jitted call (the host reports progress between chunks)
   seed: int = 0

@@ -43,6 +43,8 @@ def main():
   w = weights_lib.load_vgg19()
   photos = _photos.package_photos()
   checkpoints = sorted(int(c) for c in args.checkpoints.split(","))
+  if any(c % 25 for c in checkpoints):
+    ap.error("checkpoints must be multiples of 25")
   records = []
   for name in args.photos.split(","):
     img = photos[name]
@@ -55,10 +57,10 @@ def main():
       state = reconstruct.init_state(prep.init, cfg.reconstruction.learning_rate)
       losses, scores, done, t0 = [], {}, 0, time.perf_counter()
       for cp in checkpoints:
-        if cp > done:
-          state, l = pipeline._recon_chunk(w, prep.targets, state, cfg, cp - done)  # pylint: disable=protected-access
+        while done < cp:  # fixed-size chunks: each new chunk size would compile again
+          state, l = pipeline._recon_chunk(w, prep.targets, state, cfg, 25)  # pylint: disable=protected-access
           losses += [float(x) for x in np.asarray(l)]
-          done = cp
+          done += 25
         cur = np.clip(np.round(np.asarray(state.image)), 0, 255).astype(np.uint8)
         scores[cp] = {"ss": float(metrics.semantic_score_jit(w, cur, img)),
                       **metrics.bidirectional_similarity(cur, img)}
