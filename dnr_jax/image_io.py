@@ -89,6 +89,9 @@ def save_image(image: np.ndarray, path: str | os.PathLike,
   try:
     with os.fdopen(fd, "wb") as f:
       Image.fromarray(arr).save(f, format=fmt)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import pathlib
 import time
@@ -66,6 +67,8 @@ def main():
   ap.add_argument("--max_side", type=int, default=640)
   ap.add_argument("--refine_steps", type=int, default=None,
                   help="refinement steps for the 'dnr' column (default: the config's)")
+  ap.add_argument("--percentile", type=float, default=None, help="override the stop percentile")
+  ap.add_argument("--init", default=None, help="override the initialisation")
   ap.add_argument("--out", default="results/eval")
   args = ap.parse_args()
 
@@ -80,6 +83,12 @@ def main():
   if args.refine_steps is not None:
     cfg = config.RetargetConfig(cfg.operator, cfg.reconstruction, config.RefinementConfig(
         steps=args.refine_steps))
+  if args.percentile is not None:
+    cfg = dataclasses.replace(cfg, operator=dataclasses.replace(cfg.operator,
+                                                                percentile=args.percentile))
+  if args.init is not None:
+    cfg = dataclasses.replace(cfg, reconstruction=dataclasses.replace(cfg.reconstruction,
+                                                                      init=args.init))
   ctx = baselines.Context(w, cfg)
   methods = [m for m in ORDER if m in args.methods.split(",")]
   rows = []

@@ -16,6 +16,7 @@ def test_rgb_roundtrip_and_atomic_save(tmp_path):
   p = image_io.save_image(arr, tmp_path / "a.png")
   np.testing.assert_array_equal(image_io.load_image(p), arr)
   assert not list(tmp_path.glob(".tmp_*"))
+  assert p.stat().st_mode & 0o044  # readable by others, like any file the user writes
 
 
 def test_exif_orientation_is_applied(tmp_path):
