@@ -69,6 +69,10 @@ def target_size(height: int, width: int, job: Job) -> tuple[int, int]:
       return pixels
     return size
 
+  if all(v is None for v in (job.width_ratio, job.height_ratio, job.target_width,
+                              job.target_height)):
+    raise UserError("give the output size: --width_ratio or --target_width, and/or "
+                    "--height_ratio or --target_height")
   oh = axis(height, job.height_ratio, job.target_height, "height_ratio", "target_height")
   ow = axis(width, job.width_ratio, job.target_width, "width_ratio", "target_width")
   if ow > width or oh > height:

@@ -64,6 +64,7 @@ def test_folder_input(setup):
 
 @pytest.mark.parametrize("args,code,match", [
     (["--input=/nonexistent.png", "--width_ratio=0.5"], 2, "no such"),
+    (["--input={img}"], 2, "give the output size"),
     (["--input={img}", "--width_ratio=0.5", "--target_width=40"], 2, "not both"),
     (["--input={img}", "--width_ratio=1.5"], 2, "larger than the input|\\(0, 1\\]"),
     (["--input={img}", "--target_width=20"], 2, "32 px"),
