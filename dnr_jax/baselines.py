@@ -23,7 +23,6 @@ import numpy as np
 from PIL import Image
 
 from dnr_jax import column_maps
-from dnr_jax import deep_carving
 from dnr_jax import pipeline
 from dnr_jax import seams
 from dnr_jax import vgg
@@ -77,18 +76,12 @@ def seam_carving_forward(image, out_hw, ctx=None):
   return seam_carve(image, out_hw, "forward")
 
 
-@functools.partial(jax.jit, static_argnames=("out_hw", "cfg"))
-def _feature_seams(weights, image, out_hw, cfg):
-  prep = pipeline.prepare(weights, image, out_hw, cfg)
-  shallow = deep_carving.sort_layers(cfg.operator.layers, weights.arch)[0]
-  return deep_carving.apply_plan_to_layer(image, prep.plan, shallow)
-
-
 def feature_seams_in_image(image, out_hw, ctx: Context):
+  """The seams-initialisation image: block1's column maps applied to the pixels."""
   cfg = dataclasses.replace(ctx.config, reconstruction=dataclasses.replace(
-      ctx.config.reconstruction, init="linear"))
-  out = _feature_seams(ctx.weights, jnp.asarray(image, jnp.float32), tuple(out_hw), cfg)
-  return np.clip(np.round(np.asarray(out)), 0, 255).astype(np.uint8)
+      ctx.config.reconstruction, init="seams", steps=0), refinement=dataclasses.replace(
+          ctx.config.refinement, steps=0))
+  return pipeline.retarget(image, tuple(out_hw), cfg, ctx.weights).initial
 
 
 def dnr(image, out_hw, ctx: Context):

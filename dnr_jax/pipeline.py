@@ -26,6 +26,7 @@ from dnr_jax import importance
 from dnr_jax import reconstruct
 from dnr_jax import refine
 from dnr_jax import vgg
+from dnr_jax.config import ReconstructionConfig
 from dnr_jax.config import RetargetConfig
 
 
@@ -164,17 +165,35 @@ class Result:
 ProgressFn = Callable[[str, int, int, float, float], None]  # phase, step, total, loss, it/s
 
 
+def _static_config(cfg: RetargetConfig, phase: str) -> RetargetConfig:
+  """Only the fields a jitted phase reads, so e.g. another step count compiles nothing.
+
+  The configs are static jit arguments: any field that differs is a new compilation.
+  """
+  rc = cfg.reconstruction
+  if phase == "prepare":
+    return RetargetConfig(operator=cfg.operator, reconstruction=ReconstructionConfig(
+        loss_layers=rc.loss_layers, init=rc.init, seed=rc.seed))
+  return RetargetConfig(
+      reconstruction=ReconstructionConfig(loss_layers=rc.loss_layers,
+                                          learning_rate=rc.learning_rate),
+      refinement=dataclasses.replace(cfg.refinement, steps=0))
+
+
 @functools.partial(jax.jit, static_argnames=("out_hw", "cfg"))
 def _prepare_jit(weights, image, out_hw, cfg):
   return prepare(weights, image, out_hw, cfg)
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "n"), donate_argnames=("state",))
+# No buffer donation: a Ctrl-C that lands while a chunk is dispatched must still find
+# the previous state alive, to return the best image so far. The state is a few
+# image-sized arrays, so donating it would save little.
+@functools.partial(jax.jit, static_argnames=("cfg", "n"))
 def _recon_chunk(weights, targets, state, cfg, n):
   return reconstruct.run_chunk(_recon_step(weights, targets, cfg), state, n)
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "n"), donate_argnames=("state",))
+@functools.partial(jax.jit, static_argnames=("cfg", "n"))
 def _refine_chunk(weights, targets, image, state, cfg, n):
   return reconstruct.run_chunk(_refine_step(weights, targets, image, cfg), state, n)
 
@@ -229,14 +248,15 @@ def retarget(image: np.ndarray, target_hw: tuple[int, int], config: RetargetConf
   timings = {}
   t0 = time.perf_counter()
   prep = jax.block_until_ready(_prepare_jit(weights, jnp.asarray(image, jnp.float32),
-                                            out_hw, config))
+                                            out_hw, _static_config(config, "prepare")))
+  step_cfg = _static_config(config, "step")
   timings["prepare"] = time.perf_counter() - t0
 
   rc = config.reconstruction
   t0 = time.perf_counter()
   state = reconstruct.init_state(prep.init, rc.learning_rate)
   state, recon_losses, interrupted = _optimise(
-      lambda s, n: _recon_chunk(weights, prep.targets, s, config, n),
+      lambda s, n: _recon_chunk(weights, prep.targets, s, step_cfg, n),
       state, rc.steps, rc.chunk, "reconstruction", progress)
   recon = _final_image(state)
   timings["reconstruction"] = time.perf_counter() - t0
@@ -246,7 +266,7 @@ def retarget(image: np.ndarray, target_hw: tuple[int, int], config: RetargetConf
     t0 = time.perf_counter()
     rstate = _refine_init(recon, config)
     rstate, refine_losses, interrupted = _optimise(
-        lambda s, n: _refine_chunk(weights, prep.targets, recon, s, config, n),
+        lambda s, n: _refine_chunk(weights, prep.targets, recon, s, step_cfg, n),
         rstate, config.refinement.steps, rc.chunk, "refinement", progress)
     out = _apply_refinement(recon, _final_image(rstate), config.refinement.max_shift)
     timings["refinement"] = time.perf_counter() - t0

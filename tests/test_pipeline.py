@@ -98,3 +98,12 @@ def test_a_second_image_of_the_same_sizes_compiles_nothing(random_weights, small
   pipeline.retarget(small_photo[:, ::-1].copy(), (64, 76), FAST, random_weights)
   assert [f._cache_size() for f in (pipeline._prepare_jit, pipeline._recon_chunk,
                                     pipeline._refine_chunk)] == sizes
+
+
+def test_changing_only_the_step_count_reuses_the_compilations(random_weights, small_photo):
+  pipeline.retarget(small_photo, (64, 68), FAST, random_weights)
+  sizes = [f._cache_size() for f in (pipeline._prepare_jit, pipeline._recon_chunk)]
+  more = dataclasses.replace(FAST, reconstruction=dataclasses.replace(FAST.reconstruction,
+                                                                      steps=9))
+  pipeline.retarget(small_photo, (64, 68), more, random_weights)  # chunks of 3, as before
+  assert [f._cache_size() for f in (pipeline._prepare_jit, pipeline._recon_chunk)] == sizes
