@@ -1,7 +1,20 @@
 """The command-line job: files in, files out. All side effects of the CLI live here.
 
 ``main.py`` turns flags into a :class:`Job` and a :class:`~dnr_jax.config.RetargetConfig`
-and calls :func:`run`, which returns the exit status.
+and calls :func:`run`, which returns the exit status. The order of work:
+
+1. **Pre-flight, before any compute**: inputs listed and their headers read (size,
+   frames, ``--max_pixels``), output sizes computed, every output path (images, debug
+   pictures, report) checked (:mod:`dnr_jax.outputs`). One line and exit 2 per problem.
+2. The weights (exit 3 on any problem).
+3. Per image: an estimate line (time and memory from :mod:`dnr_jax.cost_model`), the
+   pipeline in a worker thread while the main thread draws progress bars with ETA and
+   stays responsive to Ctrl-C, then atomic writes. In folder mode a failing image is
+   reported and the batch goes on.
+
+Ctrl-C (or SIGTERM) at any moment: the best image so far is written when one exists,
+the report records the interruption, exit 130, no traceback, within about a second,
+whatever the worker is doing (compiling included).
 """
 
 from __future__ import annotations
@@ -11,14 +24,19 @@ import json
 import os
 import pathlib
 import sys
+import threading
 import time
+from typing import Any, Callable
 
 import numpy as np
 from absl import logging
 
+from dnr_jax import atomic_write
+from dnr_jax import cost_model
 from dnr_jax import image_io
 from dnr_jax import importance
 from dnr_jax import metrics
+from dnr_jax import outputs
 from dnr_jax import pipeline
 from dnr_jax import visualize
 from dnr_jax import weights as weights_lib
@@ -35,8 +53,12 @@ class UserError(Exception):
   """Something the user asked for cannot be done (bad flags, sizes, paths)."""
 
 
+def error_line(message: str) -> None:
+  print(f"dnr_jax: error: {message}", file=sys.stderr, flush=True)
+
+
 def fail(code: int, message: str) -> None:
-  print(f"dnr_jax: error: {message}", file=sys.stderr)
+  error_line(message)
   sys.exit(code)
 
 
@@ -52,6 +74,8 @@ class Job:
   save_debug: bool = False
   report: str | None = None
   progress: bool = True
+  overwrite: bool = False
+  max_pixels: int = image_io.DEFAULT_MAX_PIXELS
 
 
 def target_size(height: int, width: int, job: Job) -> tuple[int, int]:
@@ -60,7 +84,7 @@ def target_size(height: int, width: int, job: Job) -> tuple[int, int]:
     if ratio is not None and pixels is not None:
       raise UserError(f"give --{rname} or --{pname}, not both")
     if ratio is not None:
-      if not 0.0 < ratio <= 1.0:
+      if not (np.isfinite(ratio) and 0.0 < ratio <= 1.0):
         raise UserError(f"--{rname} must be in (0, 1], got {ratio}")
       return max(1, round(size * ratio))
     if pixels is not None:
@@ -83,69 +107,180 @@ def target_size(height: int, width: int, job: Job) -> tuple[int, int]:
   return oh, ow
 
 
-def _pairs(job: Job) -> list[tuple[pathlib.Path, pathlib.Path]]:
-  if not job.input:
-    raise UserError("--input is required (an image file or a folder)")
-  src = pathlib.Path(job.input)
-  if src.is_dir():
-    images = image_io.list_images(src)
-    if not images:
-      raise UserError(f"{src}: no images found")
-    out_dir = pathlib.Path(job.output) if job.output else src.with_name(src.name + "_retargeted")
-    if out_dir.exists() and not out_dir.is_dir():
-      raise UserError(f"--output {out_dir} must be a folder when --input is one")
-    if out_dir.resolve() == src.resolve():
-      raise UserError("--output must differ from the input folder")
-    return [(p, out_dir / (p.stem + ".png")) for p in images]
-  if not src.exists():
-    raise UserError(f"{src}: no such file or folder")
-  out = pathlib.Path(job.output) if job.output else src.with_name(src.stem + "_retargeted.png")
-  if out.is_dir():
-    out = out / (src.stem + ".png")
-  if out.suffix.lower() not in image_io.IMAGE_SUFFIXES:
-    raise UserError(f"--output {out}: unknown image extension (use .png or .jpg)")
-  return [(src, out)]
+def check_job_flags(job: Job) -> None:
+  """Flag errors that do not depend on any image (so they are reported first)."""
+  target_size(1 << 20, 1 << 20, dataclasses.replace(
+      job, target_width=None if job.target_width is None else min(job.target_width, 1 << 20),
+      target_height=None if job.target_height is None else min(job.target_height, 1 << 20)))
+  if job.max_pixels <= 0:
+    raise UserError(f"--max_pixels must be positive, got {job.max_pixels}")
 
 
-class _Progress:
-  """One updating line on a terminal, periodic log lines otherwise."""
+# ----------------------------------------------------------------------------- progress
 
-  def __init__(self, enabled: bool):
+
+def _fmt_s(s: float) -> str:
+  return f"{s:.0f} s" if s >= 10 else f"{s:.1f} s"
+
+
+class ProgressView:
+  """tqdm bars on a terminal, plain log lines otherwise.
+
+  The worker thread calls :meth:`update` (it only stores the latest event); the main
+  thread calls :meth:`draw` while it waits, so drawing never slows the computation and
+  an atomic phase (one XLA call: compilation, preparation) still gets a bar whose ETA
+  comes from the cost model's estimate of that phase.
+  """
+
+  def __init__(self, enabled: bool, tty: bool | None = None):
     self.enabled = enabled
-    self.tty = sys.stderr.isatty()
+    self.tty = sys.stderr.isatty() if tty is None else tty
+    self._lock = threading.Lock()
+    self._event: tuple | None = None
+    self._bar = None
+    self._bar_phase = None
+    self._phase_t0 = time.perf_counter()
+    self._last_log = 0.0
+    self.best: Callable[[], np.ndarray] | None = None
+    self.expected: dict[str, float] = {}
 
-  def __call__(self, phase, step, total, loss, its):
+  def start_task(self, expected: dict[str, float]) -> None:
+    self.close()
+    self.best, self.expected = None, dict(expected)
+
+  def update(self, phase: str, done: int, total: int, info: dict) -> None:
+    with self._lock:
+      self._event = (phase, done, total, dict(info))
+      if info.get("best") is not None:
+        self.best = info["best"]
+
+  def draw(self) -> None:
     if not self.enabled:
       return
-    msg = f"{phase}: {step}/{total}  loss {loss:.5g}  {its:.2f} it/s"
-    if self.tty:
-      print("\r" + msg.ljust(70), end="\n" if step == total else "", file=sys.stderr, flush=True)
+    with self._lock:
+      event = self._event
+    if event is None:
+      return
+    phase, done, total, info = event
+    if phase != self._bar_phase:
+      self._finish_bar()
+      self._bar_phase, self._phase_t0 = phase, time.perf_counter()
+      self._open_bar(phase, total)
+      if not self.tty:
+        logging.info("%s: started (expected %s)", phase,
+                     _fmt_s(self.expected.get(phase, 0.0)))
+    elapsed = time.perf_counter() - self._phase_t0
+    atomic = total <= 1
+    if self.tty and self._bar is not None:
+      if atomic:  # time-based: elapsed against the expected duration
+        expected = max(self.expected.get(phase, 1.0), 0.1)
+        self._bar.total = max(expected, elapsed + 0.5) if done < total else elapsed
+        self._bar.n = round(min(elapsed, self._bar.total), 1)
+      else:
+        self._bar.total, self._bar.n = total, done
+        if "loss" in info:
+          self._bar.set_postfix_str(f"loss {info['loss']:.4g}", refresh=False)
+      self._bar.refresh()
+    elif not self.tty and time.perf_counter() - self._last_log > 5.0 and not atomic:
+      self._last_log = time.perf_counter()
+      rate = done / max(elapsed, 1e-6)
+      eta = (total - done) / rate if rate > 0 else float("nan")
+      logging.info("%s: %d/%d, %s elapsed, ETA %s%s", phase, done, total, _fmt_s(elapsed),
+                   _fmt_s(eta), f", loss {info['loss']:.5g}" if "loss" in info else "")
+
+  def _open_bar(self, phase: str, total: int) -> None:
+    if not self.tty:
+      return
+    import tqdm  # pylint: disable=g-import-not-at-top
+    if total <= 1:
+      self._bar = tqdm.tqdm(total=max(self.expected.get(phase, 1.0), 0.1), desc=phase,
+                            unit="s", leave=True, file=sys.stderr, dynamic_ncols=True,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| "
+                                       "{elapsed} elapsed, ~{remaining} left (estimate)")
     else:
-      logging.info(msg)
+      self._bar = tqdm.tqdm(total=total, desc=phase, unit="step", leave=True,
+                            file=sys.stderr, dynamic_ncols=True)
+
+  def _finish_bar(self) -> None:
+    if self._bar is not None:
+      self._bar.close()
+      self._bar = None
+    elif self._bar_phase is not None and self.enabled and not self.tty:
+      logging.info("%s: done in %s", self._bar_phase,
+                   _fmt_s(time.perf_counter() - self._phase_t0))
+
+  def close(self) -> None:
+    if self.enabled:
+      self.draw()
+      self._finish_bar()
+    self._bar_phase, self._event = None, None
 
 
-def _debug_pictures(image: np.ndarray, res: pipeline.Result, out: pathlib.Path) -> list[str]:
-  stem, written = out.with_suffix(""), []
+_worker_threads: list[threading.Thread] = []
+
+
+def in_worker(fn: Callable[[], Any], view: ProgressView) -> Any:
+  """Runs ``fn`` in a worker thread; the main thread draws progress and takes Ctrl-C.
+
+  A ``KeyboardInterrupt`` reaches the main thread within ~0.1 s even while the worker
+  sits in a long XLA call (compilation), which a plain call could not promise.
+  """
+  box: dict[str, Any] = {}
+
+  def target():
+    try:
+      box["value"] = fn()
+    except BaseException as e:  # re-raised in the main thread
+      box["error"] = e
+
+  t = threading.Thread(target=target, name="dnr_jax-worker", daemon=True)
+  _worker_threads.append(t)
+  t.start()
+  while t.is_alive():
+    t.join(0.1)
+    view.draw()
+  _worker_threads.remove(t)
+  if "error" in box:
+    raise box["error"]
+  return box["value"]
+
+
+def exit_now(code: int) -> None:
+  """Exits with ``code``; skips interpreter teardown if a worker is still computing."""
+  sys.stdout.flush()
+  sys.stderr.flush()
+  if any(t.is_alive() for t in _worker_threads):
+    os._exit(code)  # pylint: disable=protected-access
+  sys.exit(code)
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def _debug_pictures(image: np.ndarray, res: pipeline.Result, task: outputs.Task) -> list[str]:
+  """Debug pictures at the working size (a 12 MP photo gets screen-sized panels)."""
+  written = []
 
   def save(name, arr):
-    p = pathlib.Path(f"{stem}_{name}.png")
-    image_io.save_image(arr, p)
-    written.append(str(p))
+    image_io.save_image(arr, task.debug[name], protect=(task.source,))
+    written.append(str(task.debug[name]))
 
-  h, w = image.shape[:2]
+  h, w = res.work_hw
+  base = image if image.shape[:2] == (h, w) else visualize.resize_linear(image, (h, w))
   if res.importance:
     eff = np.asarray(importance.effective_importance(res.importance, h, w))
     save("importance", visualize.importance_panel(res.importance, (h, w), eff))
   for axis, removed in res.removed.items():
     # Height seams live on the width-resized maps: draw them over the input scaled to
     # the output width (positions are approximate where the width pass was non-uniform).
-    base = image if axis == "width" else visualize.resize_linear(image, (h, res.output.shape[1]))
-    tiles = [visualize.seams_overlay(base, m if axis == "width" else m.T)
+    under = base if axis == "width" else visualize.resize_linear(base, (h, res.initial.shape[1]))
+    tiles = [visualize.seams_overlay(under, m if axis == "width" else m.T)
              for m in removed.values()]
     save(f"seams_{axis}", visualize.panel(tiles, list(removed), height=min(h, 300)))
-  save("targets", visualize.importance_panel(res.target_importance, res.output.shape[:2]))
-  save("stages", visualize.panel([image, res.initial, res.reconstructed, res.output],
-                                 ["input", "init", "reconstructed", "output"]))
+  save("targets", visualize.importance_panel(res.target_importance, res.initial.shape[:2]))
+  save("stages", visualize.panel([base, res.initial, res.reconstructed, res.output],
+                                 ["input", "init", "reconstructed", "output"],
+                                 height=min(600, max(h, res.output.shape[0]))))
   if res.recon_losses:
     save("loss", visualize.panel(
         [visualize.plot_curve(res.recon_losses, title="reconstruction loss")]
@@ -154,77 +289,222 @@ def _debug_pictures(image: np.ndarray, res: pipeline.Result, out: pathlib.Path) 
   return written
 
 
-def _report_entry(src, out, image, res: pipeline.Result, cfg: RetargetConfig, weights,
-                  debug_files, wall) -> dict:
-  ss = float(metrics.semantic_score_jit(weights, res.output, image))
+def _report_entry(task: outputs.Task, image, res: pipeline.Result, cfg: RetargetConfig,
+                  weights, debug_files, wall, estimate: cost_model.Estimate) -> dict:
+  small = res.output if res.output.shape[:2] == res.reconstructed.shape[:2] else None
+  work_in = image if small is not None else visualize.resize_linear(image, res.work_hw)
+  work_out = small if small is not None else visualize.resize_linear(res.output,
+                                                                     res.reconstructed.shape[:2])
+  ss = float(metrics.semantic_score_jit(weights, work_out, work_in))
   return {
-      "input": str(src), "output": str(out),
+      "input": str(task.source), "output": str(task.output), "status": "ok",
+      "renamed_to_avoid_collision": task.renamed,
       "input_size": {"height": image.shape[0], "width": image.shape[1]},
       "output_size": {"height": res.output.shape[0], "width": res.output.shape[1]},
+      "work_size": {"height": res.work_hw[0], "width": res.work_hw[1]},
       "seams_removed": res.seams_removed,
       "target_feature_shapes": {l: list(s) for l, s in res.target_shapes.items()},
       "losses": {"reconstruction": res.recon_losses, "refinement": res.refine_losses},
       "timings_s": {**{k: round(v, 3) for k, v in res.timings.items()}, "total": round(wall, 3)},
+      "estimate": estimate.to_json(),
       "scores": {"semantic_score_block5_conv1": ss,
-                 **metrics.bidirectional_similarity(res.output, image)},
+                 "scored_at": "working size",
+                 **metrics.bidirectional_similarity(work_out, work_in)},
       "interrupted": res.interrupted,
       "debug_files": debug_files,
       "config": dataclasses.asdict(cfg),
   }
 
 
-def _write_json(path: str, data) -> None:
-  p = pathlib.Path(path)
-  p.parent.mkdir(parents=True, exist_ok=True)
-  tmp = p.with_name(f".tmp_{p.name}")
-  tmp.write_text(json.dumps(data, indent=2) + "\n")
-  os.replace(tmp, p)
+def write_report(path: str, data) -> None:
+  atomic_write.write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+# ----------------------------------------------------------------------------- the job
+
+
+@dataclasses.dataclass
+class _Planned:
+  task: outputs.Task
+  info: image_io.ImageInfo
+  out_hw: tuple[int, int]
+  estimate: cost_model.Estimate
+
+
+def _preflight(job: Job, cfg: RetargetConfig) -> tuple[list[_Planned], list[dict], bool]:
+  """Everything checkable before compute. Returns (planned, failed entries, folder mode).
+
+  Raises UserError for problems that stop the whole job (flags, paths).
+  """
+  check_job_flags(job)
+  try:
+    tasks, folder = outputs.plan_tasks(job.input, job.output)
+  except outputs.PathError as e:
+    raise UserError(str(e)) from None
+  planned, failed = [], []
+  for task in tasks:
+    try:
+      info = image_io.probe_image(task.source, job.max_pixels)
+      out_hw = target_size(info.height, info.width, job)
+      pipeline.validate((info.height, info.width), out_hw, cfg)
+    except (image_io.ImageError, UserError, ValueError) as e:
+      if not folder:
+        raise UserError(str(e)) from None
+      msg = str(e) if str(task.source) in str(e) else f"{task.source}: {e}"
+      error_line(msg)
+      failed.append({"input": str(task.source), "output": None, "status": "error",
+                     "error": msg})
+      continue
+    if task.renamed:
+      logging.warning("%s and another input share the name %s: writing %s", task.source,
+                      task.source.stem, task.output)
+    if info.frames > 1:
+      logging.warning("%s has %d frames; dnr_jax retargets the first frame only",
+                      task.source, info.frames)
+    if job.save_debug:
+      task.debug = outputs.debug_paths(task.output, outputs.debug_names(
+          out_hw[1] != info.width, out_hw[0] != info.height, cfg.reconstruction.steps > 0))
+    est = cost_model.estimate((info.height, info.width), out_hw, cfg)
+    planned.append(_Planned(task, info, out_hw, est))
+  paths = [(("output" if not folder else f"output of {p.task.source.name}"), p.task.output)
+           for p in planned]
+  paths += [(f"debug picture ({name})", path) for p in planned for name, path in p.task.debug.items()]
+  if job.report:
+    paths.append(("--report", pathlib.Path(job.report)))
+  problems = outputs.check_paths(paths, [t.source for t in tasks], job.overwrite)
+  if problems:
+    for line in problems[:-1]:
+      error_line(line)
+    raise UserError(problems[-1])
+  return planned, failed, folder
+
+
+def _estimate_line(p: _Planned, index: int, count: int) -> str:
+  (h, w), (oh, ow) = (p.info.height, p.info.width), p.out_hw
+  e = p.estimate
+  where = f" [{index + 1}/{count}]" if count > 1 else ""
+  work = (f"working size {e.work_hw[1]}x{e.work_hw[0]} -> {e.work_out_hw[1]}x{e.work_out_hw[0]}"
+          if e.work_hw != (h, w) else "working at full size")
+  return (f"dnr_jax{where}: {p.task.source.name} {w}x{h} -> {ow}x{oh}, {work}; expected "
+          f"~{_fmt_s(e.total_s)} (incl. ~{_fmt_s(e.compile_s)} compiling a new size), peak "
+          f"memory ~{e.peak_rss_bytes / 2**30:.1f} GiB host, "
+          f"~{e.device_bytes / 2**30:.1f} GiB device ({e.machine})")
 
 
 def run(job: Job, cfg: RetargetConfig) -> int:
   """Runs the job; returns the exit status (errors print one line on stderr)."""
+  entries: list[dict] = []
+  view = ProgressView(job.progress)
+  current: dict[str, Any] = {}
   try:
-    pairs = _pairs(job)
-    loaded = []
-    for src, out in pairs:
-      image = image_io.load_image(src)
-      loaded.append((src, out, image, target_size(image.shape[0], image.shape[1], job)))
-  except (UserError, image_io.ImageError) as e:
-    print(f"dnr_jax: error: {e}", file=sys.stderr)
-    return EXIT_USAGE
-  try:
-    weights = weights_lib.load_vgg19(job.vgg_weights)
-  except weights_lib.WeightsError as e:
-    print(f"dnr_jax: error: {e}", file=sys.stderr)
-    return EXIT_WEIGHTS
-
-  entries, status = [], EXIT_OK
-  progress = _Progress(job.progress)
-  for src, out, image, out_hw in loaded:
-    t0 = time.perf_counter()
-    logging.info("%s: %dx%d -> %dx%d", src, image.shape[1], image.shape[0], out_hw[1], out_hw[0])
     try:
-      res = pipeline.retarget(image, out_hw, cfg, weights, progress)
-      image_io.save_image(res.output, out, protect=(src,))
-    except ValueError as e:
-      print(f"dnr_jax: error: {src}: {e}", file=sys.stderr)
+      planned, entries, folder = _preflight(job, cfg)
+      current["folder"] = folder
+    except UserError as e:
+      error_line(str(e))
       return EXIT_USAGE
-    except image_io.ImageError as e:
-      print(f"dnr_jax: error: {e}", file=sys.stderr)
+    if not planned:
+      error_line("no image could be processed")
+      if job.report:
+        write_report(job.report, entries)
       return EXIT_USAGE
-    except pipeline.NumericalError as e:
-      print(f"dnr_jax: error: {src}: {e}", file=sys.stderr)
-      return EXIT_NUMERICAL
-    debug = _debug_pictures(image, res, out) if job.save_debug else []
-    wall = time.perf_counter() - t0
-    logging.info("wrote %s in %.1f s (%s)", out, wall,
-                 ", ".join(f"{k} {v:.1f} s" for k, v in res.timings.items()))
+    try:
+      weights = weights_lib.load_vgg19(job.vgg_weights)
+    except weights_lib.WeightsError as e:
+      error_line(str(e))
+      return EXIT_WEIGHTS
+    status = EXIT_USAGE if entries else EXIT_OK
+    for index, p in enumerate(planned):
+      current.pop("written", None)
+      current["task"] = p.task
+      code, entry = _run_one(p, index, len(planned), job, cfg, weights, view, current)
+      entries.append(entry)
+      if code != EXIT_OK:
+        status = status or code
+        if not folder:
+          break
+      if code == EXIT_INTERRUPTED:
+        break
+    n_failed = sum(e["status"] == "error" for e in entries)
+    if folder and n_failed:
+      error_line(f"{n_failed} of {len(entries)} images failed (see the lines above"
+                 f"{' and the report' if job.report else ''})")
     if job.report:
-      entries.append(_report_entry(src, out, image, res, cfg, weights, debug, wall))
-    if res.interrupted:
-      print(f"dnr_jax: interrupted; wrote the best image so far to {out}", file=sys.stderr)
-      status = EXIT_INTERRUPTED
-      break
-  if job.report:
-    _write_json(job.report, entries[0] if len(pairs) == 1 else entries)
-  return status
+      _write_report_or_fail(job.report, entries, folder)
+    return status
+  except KeyboardInterrupt:
+    return _interrupted(job, view, current, entries, folder=current.get("folder", False))
+
+
+def _write_report_or_fail(path: str, entries: list[dict], folder: bool) -> None:
+  try:
+    write_report(path, entries if folder else entries[0])
+  except OSError as e:
+    error_line(f"--report {path}: cannot write ({e.strerror or e})")
+
+
+def _run_one(p: _Planned, index: int, count: int, job: Job, cfg: RetargetConfig, weights,
+             view: ProgressView, current: dict) -> tuple[int, dict]:
+  """One image: load, estimate line, pipeline (worker thread), writes. Never raises
+  for a per-image failure: returns (exit code, report entry)."""
+  task = p.task
+  fail_entry = {"input": str(task.source), "output": str(task.output), "status": "error"}
+  t0 = time.perf_counter()
+  try:
+    image = image_io.load_image(task.source, job.max_pixels)
+    if image.shape[:2] != (p.info.height, p.info.width):  # header and pixels disagree
+      raise image_io.ImageError(f"{task.source}: decoded size differs from its header")
+    print(_estimate_line(p, index, count), file=sys.stderr, flush=True)
+    view.start_task(p.estimate.seconds)
+    res = in_worker(lambda: pipeline.retarget(weights, image, p.out_hw, cfg, view.update),
+                    view)
+    view.close()
+    current["written"] = True
+    image_io.save_image(res.output, task.output, protect=(task.source,))
+    debug = _debug_pictures(image, res, task) if job.save_debug else []
+  except (image_io.ImageError, ValueError) as e:
+    view.close()
+    msg = str(e) if str(task.source) in str(e) else f"{task.source}: {e}"
+    error_line(msg)
+    return EXIT_USAGE, {**fail_entry, "error": msg}
+  except pipeline.NumericalError as e:
+    view.close()
+    error_line(f"{task.source}: {e}")
+    return EXIT_NUMERICAL, {**fail_entry, "error": str(e)}
+  wall = time.perf_counter() - t0
+  logging.info("wrote %s in %.1f s (%s)", task.output, wall,
+               ", ".join(f"{k} {v:.1f} s" for k, v in res.timings.items()))
+  entry = _report_entry(task, image, res, cfg, weights, debug, wall, p.estimate)
+  if res.interrupted:
+    print(f"dnr_jax: interrupted; wrote the best image so far to {task.output}",
+          file=sys.stderr)
+    entry["status"] = "interrupted"
+    return EXIT_INTERRUPTED, entry
+  return EXIT_OK, entry
+
+
+def _interrupted(job: Job, view: ProgressView, current: dict, entries: list[dict],
+                 folder: bool) -> int:
+  """Ctrl-C / SIGTERM in the main thread: keep what can be kept, then exit 130."""
+  try:
+    view.enabled = False
+    print("", file=sys.stderr)
+    task = current.get("task")
+    if task is not None and view.best is not None and not current.get("written"):
+      image_io.save_image(view.best(), task.output, protect=(task.source,))
+      print(f"dnr_jax: interrupted; wrote the best image so far to {task.output}",
+            file=sys.stderr)
+      entries.append({"input": str(task.source), "output": str(task.output),
+                      "status": "interrupted"})
+    else:
+      print("dnr_jax: interrupted before an image was produced; nothing was written"
+            + (" for the current image" if entries else ""), file=sys.stderr)
+      if task is not None:
+        entries.append({"input": str(task.source), "output": None, "status": "interrupted"})
+    if job.report and entries:
+      _write_report_or_fail(job.report, entries, folder)
+  except KeyboardInterrupt:
+    print("dnr_jax: interrupted again; stopping now", file=sys.stderr)
+  except (image_io.ImageError, OSError) as e:
+    error_line(f"interrupted, and the best image so far could not be written: {e}")
+  return EXIT_INTERRUPTED

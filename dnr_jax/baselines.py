@@ -81,17 +81,17 @@ def feature_seams_in_image(image, out_hw, ctx: Context):
   cfg = dataclasses.replace(ctx.config, reconstruction=dataclasses.replace(
       ctx.config.reconstruction, init="seams", steps=0), refinement=dataclasses.replace(
           ctx.config.refinement, steps=0))
-  return pipeline.retarget(image, tuple(out_hw), cfg, ctx.weights).initial
+  return pipeline.retarget(ctx.weights, image, tuple(out_hw), cfg).initial
 
 
 def dnr(image, out_hw, ctx: Context):
-  return pipeline.retarget(image, tuple(out_hw), ctx.config, ctx.weights).output
+  return pipeline.retarget(ctx.weights, image, tuple(out_hw), ctx.config).output
 
 
 def dnr_no_refine(image, out_hw, ctx: Context):
   cfg = dataclasses.replace(ctx.config, refinement=dataclasses.replace(
       ctx.config.refinement, steps=0))
-  return pipeline.retarget(image, tuple(out_hw), cfg, ctx.weights).output
+  return pipeline.retarget(ctx.weights, image, tuple(out_hw), cfg).output
 
 
 METHODS: dict[str, Callable] = {

@@ -7,9 +7,25 @@ by measurement (see WORKSPACE.md, "How the defaults were chosen").
 from __future__ import annotations
 
 import dataclasses
+import math
 
 # Section 4. The paper writes "block4_conv5"; VGG19's block 4 ends at conv4.
 DEFAULT_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv4", "block4_conv4", "block5_pool")
+
+
+def check_range(name: str, value: float, lo: float | None = None, hi: float | None = None,
+                *, lo_open: bool = False) -> None:
+  """ValueError unless ``value`` is a finite number in [lo, hi] ((lo, hi] if lo_open)."""
+  ok = isinstance(value, (int, float)) and math.isfinite(value)
+  if ok and lo is not None:
+    ok = value > lo if lo_open else value >= lo
+  if ok and hi is not None:
+    ok = value <= hi
+  if not ok:
+    lo_s = "-inf" if lo is None else f"{lo:g}"
+    hi_s = "inf" if hi is None else f"{hi:g}"
+    raise ValueError(f"{name} must be a finite number in {'(' if lo_open else '['}{lo_s}, "
+                     f"{hi_s}], got {value}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,6 +38,14 @@ class OperatorConfig:
   grid_cell: int = 16  # column-cell width of the warp, image pixels (Eq. 3)
   min_cell_scale: float = 0.2  # no warp cell shrinks below this fraction (see column_maps)
   use_seams: bool = True  # False: warping only (ablation)
+
+  def __post_init__(self):
+    check_range("alpha", self.alpha, 0.0, 1.0)
+    check_range("percentile", self.percentile, 0.0, 100.0)
+    check_range("grid_cell", self.grid_cell, 1)
+    check_range("min_cell_scale", self.min_cell_scale, 0.0, 1.0, lo_open=True)
+    if not self.layers:
+      raise ValueError("layers needs at least one VGG layer")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +64,11 @@ class ReconstructionConfig:
       raise ValueError(f"unknown initialisation {self.init!r}: linear, seams or noise")
     if self.steps < 0 or self.chunk < 1:
       raise ValueError("steps must be >= 0 and chunk >= 1")
-    if not self.loss_layers or any(lam < 0 for _, lam in self.loss_layers):
-      raise ValueError("loss_layers needs at least one layer with a non-negative lambda")
+    check_range("learning_rate", self.learning_rate, 0.0, lo_open=True)
+    if not self.loss_layers or not any(lam > 0 for _, lam in self.loss_layers):
+      raise ValueError("loss_layers needs at least one layer with a positive lambda")
+    for name, lam in self.loss_layers:
+      check_range(f"lambda of {name}", lam, 0.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,9 +81,28 @@ class RefinementConfig:
   smoothness: float = 1.0  # weight of the squared-difference penalty between controls
   max_shift: float = 2.0  # displacements are tanh-bounded to this many pixels
 
+  def __post_init__(self):
+    if self.steps < 0:
+      raise ValueError("refinement steps must be >= 0")
+    check_range("refine_learning_rate", self.learning_rate, 0.0, lo_open=True)
+    check_range("refine_cell", self.control_cell, 1)
+    check_range("refine_smoothness", self.smoothness, 0.0)
+    check_range("refine_max_shift", self.max_shift, 0.0, lo_open=True)
+
+
+# The long side, in pixels, at which the deep operator and the reconstruction run; larger
+# inputs are delivered at full resolution by lifting the plan (see dnr_jax/fullres.py).
+DEFAULT_WORK_SIZE = 1024
+
 
 @dataclasses.dataclass(frozen=True)
 class RetargetConfig:
   operator: OperatorConfig = OperatorConfig()
   reconstruction: ReconstructionConfig = ReconstructionConfig()
   refinement: RefinementConfig = RefinementConfig()
+  work_size: int = DEFAULT_WORK_SIZE  # 0: always run at the input's size
+
+  def __post_init__(self):
+    if not isinstance(self.work_size, int) or self.work_size < 0:
+      raise ValueError(f"work_size must be 0 (off) or a positive number of pixels, got "
+                       f"{self.work_size}")

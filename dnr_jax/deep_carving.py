@@ -46,6 +46,7 @@ class AxisPlan(NamedTuple):
   importance: dict  # layer -> (h_l, w_l) Eq. 1 importance (undamped)
   damped: dict  # layer -> (h_l, w_l) Eq. 2 importance the seams were found on
   cell_widths: jax.Array  # (n_cells,) output widths of the warp cells, image pixels
+  kept: dict  # layer -> (h_l, w_l) int32 source column of each carved position
 
 
 def sort_layers(layers, arch: str = "vgg19") -> tuple[str, ...]:
@@ -108,7 +109,7 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
     w_out = vgg.layer_size(out_width, layer, arch)
     coords = column_maps.warp_coords(cell_widths, n_valid, w_out)
     maps[layer] = column_maps.from_kept(kept_all[layer], n_valid, coords)
-  return AxisPlan(maps, removed, num_removed, imps, damped, cell_widths)
+  return AxisPlan(maps, removed, num_removed, imps, damped, cell_widths, kept_all)
 
 
 def _transpose_hw(x: jax.Array) -> jax.Array:

@@ -10,16 +10,24 @@ Other modes are converted deliberately and the conversion is logged:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
-import tempfile
+import struct
+import warnings
 
 import numpy as np
 from absl import logging
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from dnr_jax import atomic_write
+
 # block5_pool needs five 2x poolings to leave at least one position.
 MIN_SIDE = 32
+# Large enough for 24 MP camera photos (6000x4000) with room to spare; a flag raises it.
+DEFAULT_MAX_PIXELS = 50_000_000
+# EXIF orientations that swap width and height on display (transpose/rotate 90/270).
+_SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm")
 
 
@@ -49,17 +57,83 @@ def to_rgb8(im: Image.Image, name: str = "image") -> np.ndarray:
   return np.asarray(im, dtype=np.uint8).copy()
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-  """Loads an image file as RGB uint8 (H, W, 3), EXIF orientation applied."""
+@dataclasses.dataclass(frozen=True)
+class ImageInfo:
+  """What an image file's header says, before any pixel is decoded."""
+
+  height: int  # as displayed (EXIF orientation applied)
+  width: int
+  frames: int  # > 1 for animated GIF/WebP/APNG and multi-page TIFF
+
+
+# Everything Pillow raises for a file it cannot decode (truncated, fake, corrupt).
+_DECODE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
+                  IndexError, KeyError, TypeError, struct.error,
+                  ZeroDivisionError, MemoryError, OverflowError)
+
+
+def _open(path: pathlib.Path) -> Image.Image:
+  """Image.open with our own size guard instead of Pillow's global bomb limit."""
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    try:
+      return Image.open(path)
+    except Image.DecompressionBombError as e:
+      raise ImageError(f"{path}: refusing a decompression bomb ({e})") from None
+
+
+def probe_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+  """Reads only the header: displayed size and frame count; checks the size limits.
+
+  Raises ImageError (one line naming the file) for a missing, unreadable, too small
+  or too large image, before any pixel is decoded.
+  """
   path = pathlib.Path(path)
   if not path.is_file():
     raise ImageError(f"{path}: no such image file")
   try:
-    with Image.open(path) as im:
+    with _open(path) as im:
+      w, h = im.size
+      frames = int(getattr(im, "n_frames", 1) or 1)
+      orientation = im.getexif().get(0x0112, 1)
+  except ImageError:
+    raise
+  except _DECODE_ERRORS as e:
+    raise ImageError(f"{path}: cannot read image ({e})") from None
+  if orientation in _SWAPPING_ORIENTATIONS:
+    w, h = h, w
+  check_pixels(h, w, max_pixels, str(path))
+  check_size(h, w, str(path))
+  return ImageInfo(h, w, frames)
+
+
+def check_pixels(height: int, width: int, max_pixels: int, what: str = "image") -> None:
+  if height * width > max_pixels:
+    raise ImageError(
+        f"{what} is {width}x{height} = {height * width / 1e6:.1f} MP, above --max_pixels="
+        f"{max_pixels} ({max_pixels / 1e6:.1f} MP); raise --max_pixels to process it")
+
+
+def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+  """Loads an image file as RGB uint8 (H, W, 3), EXIF orientation applied.
+
+  The header is checked first (:func:`probe_image`): files larger than ``max_pixels``
+  are refused before their pixels are decoded. Of an animated or multi-page file only
+  the first frame is used, and a warning says so.
+  """
+  path = pathlib.Path(path)
+  info = probe_image(path, max_pixels)
+  if info.frames > 1:
+    logging.warning("%s has %d frames; dnr_jax retargets the first frame only", path,
+                    info.frames)
+  try:
+    with _open(path) as im:
       im.load()
       im = ImageOps.exif_transpose(im)
       arr = to_rgb8(im, str(path))
-  except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+  except ImageError:
+    raise
+  except _DECODE_ERRORS as e:
     raise ImageError(f"{path}: cannot read image ({e})") from None
   check_size(arr.shape[0], arr.shape[1], str(path))
   return arr
@@ -71,33 +145,39 @@ def check_size(height: int, width: int, what: str = "image") -> None:
         f"{what} is {width}x{height}; VGG19 needs at least {MIN_SIDE} px per side")
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+  """True when both paths exist and are one file (same path, symlink or hard link)."""
+  try:
+    return os.path.samefile(a, b)
+  except OSError:
+    return False
+
+
+def image_format(path: str | os.PathLike) -> str:
+  """Pillow's format name for ``path``'s extension; ImageError if it has none."""
+  path = pathlib.Path(path)
+  fmt = Image.registered_extensions().get(path.suffix.lower())
+  if fmt is None or path.suffix.lower() not in IMAGE_SUFFIXES:
+    raise ImageError(f"{path}: unknown image file extension {path.suffix!r} "
+                     f"(use one of {', '.join(IMAGE_SUFFIXES)})")
+  return fmt
+
+
 def save_image(image: np.ndarray, path: str | os.PathLike,
                protect: tuple[str | os.PathLike, ...] = ()) -> pathlib.Path:
   """Writes an RGB uint8 image atomically (temp file + rename); refuses to overwrite inputs."""
   path = pathlib.Path(path)
   for p in protect:
-    if path.exists() and pathlib.Path(p).exists() and path.resolve() == pathlib.Path(p).resolve():
+    if same_file(path, p):
       raise ImageError(f"refusing to overwrite the input image {p}")
   arr = np.asarray(image)
   if arr.dtype != np.uint8:
     arr = np.clip(np.round(arr), 0, 255).astype(np.uint8)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fmt = Image.registered_extensions().get(path.suffix.lower())
-  if fmt is None:
-    raise ImageError(f"{path}: unknown image file extension {path.suffix!r}")
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp_", suffix=path.suffix)
+  fmt = image_format(path)
   try:
-    with os.fdopen(fd, "wb") as f:
-      Image.fromarray(arr).save(f, format=fmt)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
-  return path
+    return atomic_write.atomic_write(path, lambda f: Image.fromarray(arr).save(f, format=fmt))
+  except OSError as e:
+    raise ImageError(f"{path}: cannot write ({e.strerror or e})") from None
 
 
 def list_images(folder: str | os.PathLike) -> list[pathlib.Path]:

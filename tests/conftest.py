@@ -1,5 +1,8 @@
 """Shared fixtures: small images, random-init VGG19 (fast), the real weights (marked tests)."""
 
+import contextlib
+import logging
+
 import jax
 import numpy as np
 import pytest
@@ -30,3 +33,30 @@ def photo():
 def small_photo(photo):
   """The bundled photograph at 64x96, for fast end-to-end tests."""
   return np.asarray(Image.fromarray(photo).resize((96, 64), Image.BILINEAR))
+
+
+@contextlib.contextmanager
+def count_compilations():
+  """Collects JAX's 'Compiling ...' log lines (``jax.log_compiles``) inside the block."""
+  seen = []
+
+  class _Handler(logging.Handler):
+    def emit(self, record):
+      msg = record.getMessage()
+      if msg.startswith("Compiling "):
+        seen.append(msg.split(" with ")[0])
+
+  handler = _Handler()
+  logger = logging.getLogger("jax")
+  logger.addHandler(handler)
+  try:
+    with jax.log_compiles(True):
+      yield seen
+  finally:
+    logger.removeHandler(handler)
+
+
+@pytest.fixture(name="compilations")
+def compilations_fixture():
+  """``with compilations() as seen:`` lists the XLA compilations made inside the block."""
+  return count_compilations

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from PIL import Image
 
 from dnr_jax import config
 from dnr_jax import pipeline
@@ -15,14 +16,18 @@ FAST = config.RetargetConfig(
 
 def test_retarget_end_to_end(random_weights, small_photo):
   seen = []
-  res = pipeline.retarget(small_photo, (64, 72), FAST, random_weights,
+  res = pipeline.retarget(random_weights, small_photo, (64, 72), FAST,
                           progress=lambda *a: seen.append(a))
   assert res.output.shape == (64, 72, 3) and res.output.dtype == np.uint8
   assert res.reconstructed.shape == res.initial.shape == (64, 72, 3)
   assert len(res.recon_losses) == 6 and len(res.refine_losses) == 3
   assert min(res.recon_losses) < res.recon_losses[0]
-  assert [s[:3] for s in seen] == [("reconstruction", 3, 6), ("reconstruction", 6, 6),
-                                   ("refinement", 3, 3)]
+  chunks = [s[:3] for s in seen if s[0] in ("reconstruction", "refinement")]
+  assert chunks == [("reconstruction", 3, 6), ("reconstruction", 6, 6), ("refinement", 3, 3)]
+  assert ("prepare", 0, 1) in [s[:3] for s in seen]  # atomic phases announce themselves
+  best = [s[3]["best"] for s in seen if "best" in s[3]][-1]()
+  assert best.shape == (64, 72, 3) and best.dtype == np.uint8
+  assert res.work_hw == (64, 96)  # smaller than the working size: runs as is
   assert res.seams_removed["width"]["block5_pool"] >= 1
   assert res.target_shapes["block1_conv2"] == (64, 72, 64)
   assert set(res.timings) == {"prepare", "reconstruction", "refinement"}
@@ -33,7 +38,7 @@ def test_retarget_end_to_end(random_weights, small_photo):
 def test_initialisations(random_weights, small_photo, init):
   cfg = dataclasses.replace(FAST, reconstruction=config.ReconstructionConfig(steps=0, init=init),
                             refinement=config.RefinementConfig(steps=0))
-  res = pipeline.retarget(small_photo, (48, 96), cfg, random_weights)
+  res = pipeline.retarget(random_weights, small_photo, (48, 96), cfg)
   assert res.initial.shape == (48, 96, 3)
   np.testing.assert_array_equal(res.output, res.initial)  # no step: output is the init
   if init == "noise":
@@ -69,41 +74,106 @@ def test_invalid_requests_are_value_errors(random_weights, small_photo, out_hw, 
           init=kw.get("init", "linear"),
           loss_layers=kw.get("loss", (("block1_conv2", 1.0),))))
   with pytest.raises(ValueError, match=match):
-    pipeline.retarget(small_photo, out_hw, cfg, random_weights)
+    pipeline.retarget(random_weights, small_photo, out_hw, cfg)
 
 
 def test_nan_loss_stops_with_a_clear_error(random_weights, small_photo):
-  cfg = dataclasses.replace(FAST, reconstruction=config.ReconstructionConfig(
-      steps=4, chunk=2, learning_rate=float("nan")))
+  params = jax.tree_util.tree_map(lambda a: a, random_weights.params)
+  params["block1_conv2"]["bias"] = params["block1_conv2"]["bias"] * np.nan
+  broken = random_weights.replace(params=params)
+  cfg = dataclasses.replace(FAST, reconstruction=config.ReconstructionConfig(steps=4, chunk=2))
   with pytest.raises(pipeline.NumericalError, match="nan"):
-    pipeline.retarget(small_photo, (64, 72), cfg, random_weights)
+    pipeline.retarget(broken, small_photo, (64, 72), cfg)
+
+
+def test_non_finite_settings_are_refused():
+  with pytest.raises(ValueError, match="learning_rate"):
+    config.ReconstructionConfig(learning_rate=float("nan"))
+  with pytest.raises(ValueError, match="alpha"):
+    config.OperatorConfig(alpha=float("inf"))
 
 
 def test_ctrl_c_keeps_the_best_image_so_far(random_weights, small_photo):
-  def interrupt(phase, step, total, loss, its):
-    if step >= 3:
+  def interrupt(phase, step, total, info):
+    if phase == "reconstruction" and step >= 3:
       raise KeyboardInterrupt
 
   cfg = dataclasses.replace(FAST, reconstruction=config.ReconstructionConfig(steps=30, chunk=3))
-  res = pipeline.retarget(small_photo, (64, 72), cfg, random_weights, progress=interrupt)
+  res = pipeline.retarget(random_weights, small_photo, (64, 72), cfg, progress=interrupt)
   assert res.interrupted
   assert res.output.shape == (64, 72, 3)
   assert len(res.recon_losses) == 3 and res.refine_losses == []
 
 
-def test_a_second_image_of_the_same_sizes_compiles_nothing(random_weights, small_photo):
-  pipeline.retarget(small_photo, (64, 76), FAST, random_weights)
-  sizes = [f._cache_size() for f in (pipeline._prepare_jit, pipeline._recon_chunk,
-                                     pipeline._refine_chunk)]
-  pipeline.retarget(small_photo[:, ::-1].copy(), (64, 76), FAST, random_weights)
-  assert [f._cache_size() for f in (pipeline._prepare_jit, pipeline._recon_chunk,
-                                    pipeline._refine_chunk)] == sizes
+def test_a_second_image_of_the_same_sizes_compiles_nothing(random_weights, small_photo,
+                                                          compilations):
+  pipeline.retarget(random_weights, small_photo, (64, 76), FAST)
+  with compilations() as seen:
+    pipeline.retarget(random_weights, small_photo[:, ::-1].copy(), (64, 76), FAST)
+  assert seen == []
 
 
-def test_changing_only_the_step_count_reuses_the_compilations(random_weights, small_photo):
-  pipeline.retarget(small_photo, (64, 68), FAST, random_weights)
-  sizes = [f._cache_size() for f in (pipeline._prepare_jit, pipeline._recon_chunk)]
+def test_changing_only_the_step_count_reuses_the_compilations(random_weights, small_photo,
+                                                               compilations):
+  pipeline.retarget(random_weights, small_photo, (64, 68), FAST)
   more = dataclasses.replace(FAST, reconstruction=dataclasses.replace(FAST.reconstruction,
                                                                       steps=9))
-  pipeline.retarget(small_photo, (64, 68), more, random_weights)  # chunks of 3, as before
-  assert [f._cache_size() for f in (pipeline._prepare_jit, pipeline._recon_chunk)] == sizes
+  with compilations() as seen:
+    pipeline.retarget(random_weights, small_photo, (64, 68), more)  # chunks of 3, as before
+  assert seen == []
+
+
+def test_height_only_resize_reports_importance_in_image_orientation(random_weights,
+                                                                    small_photo):
+  cfg = dataclasses.replace(FAST, reconstruction=config.ReconstructionConfig(steps=0))
+  res = pipeline.retarget(random_weights, small_photo, (48, 96), cfg)
+  assert res.importance["block1_conv2"].shape == (64, 96)
+  assert res.importance["block5_pool"].shape == (2, 3)
+
+
+# ----------------------------------------------------------------------------- working size
+
+WORK = dataclasses.replace(FAST, work_size=64,
+                           reconstruction=config.ReconstructionConfig(steps=4, chunk=2),
+                           refinement=config.RefinementConfig(steps=0))
+
+
+def test_sizes_scale_the_long_side_and_keep_unchanged_axes():
+  s = pipeline.sizes((600, 800), (600, 600), 400)
+  assert s.work == (300, 400) and s.work_out == (300, 300) and s.full_resolution
+  assert pipeline.sizes((300, 400), (300, 300), 400).full_resolution is False
+  assert pipeline.sizes((300, 400), (300, 300), 0).full_resolution is False
+  tiny = pipeline.sizes((1000, 1000), (1000, 999), 100)  # a 1 px change still changes
+  assert tiny.work_out == (100, 99)
+
+
+def test_working_size_path_delivers_full_resolution(random_weights, small_photo):
+  big = np.asarray(Image.fromarray(small_photo).resize((192, 128), Image.LANCZOS))
+  res = pipeline.retarget(random_weights, big, (128, 144), WORK)
+  assert res.output.shape == (128, 144, 3) and res.output.dtype == np.uint8
+  assert res.work_hw == (43, 64)
+  assert res.reconstructed.shape == (43, 48, 3)
+  assert "full resolution" in res.timings and "downscale" in res.timings
+
+
+def test_working_size_output_keeps_the_input_detail(random_weights):
+  """Lifted maps carry native detail: a fine checkerboard survives at full resolution,
+  where a working-size result upscaled would be flat grey."""
+  yy, xx = np.mgrid[:128, :192]
+  board = (((yy // 2 + xx // 2) % 2) * 200 + 28).astype(np.uint8)
+  image = np.repeat(board[..., None], 3, axis=-1)
+  cfg = dataclasses.replace(WORK, reconstruction=config.ReconstructionConfig(steps=0))
+  res = pipeline.retarget(random_weights, image, (128, 144), cfg)
+  lap = lambda x: np.var(np.diff(x.astype(np.float64).mean(-1), 2, axis=1))  # noqa: E731
+  assert lap(res.output) > 0.5 * lap(image)
+  upscaled = np.asarray(Image.fromarray(res.reconstructed).resize((144, 128), Image.BICUBIC))
+  assert lap(upscaled) < 0.2 * lap(image)
+
+
+def test_working_size_host_and_pure_paths_agree(random_weights, small_photo):
+  big = np.asarray(Image.fromarray(small_photo).resize((192, 128), Image.LANCZOS))
+  res = pipeline.retarget(random_weights, big, (96, 144), WORK)
+  out, _ = jax.jit(lambda im: pipeline.retarget_pure(random_weights, im, (96, 144), WORK))(
+      jnp.asarray(big, jnp.float32))
+  assert out.shape == (96, 144, 3)
+  assert np.abs(np.asarray(out) - res.output).max() <= 1.0  # uint8 rounding only

@@ -1,0 +1,89 @@
+"""Expected wall time and peak memory of one job, from sizes alone (before any work).
+
+A linear model per phase in the pixel counts that drive it, with coefficients fitted
+to ``scripts/benchmark_fullres.py`` runs on the project's 2-core CPU machine (see
+docs/RESULTS.md, "Full resolution"). On other machines the shape holds and the
+constants do not: the line printed by the CLI names the machine the figures are for.
+
+Phases and their drivers:
+- decode: full input pixels; downscale: full input pixels;
+- prepare (VGG forward to block5_pool + the deep plan): working input pixels, plus the
+  block1 seam DP, ~ working pixels x seams at the working size;
+- reconstruction: steps x working output pixels (forward + backward of block1);
+- full resolution (lifted maps + correction) and saving: full output pixels;
+- compilation of a new (input, output) size: a constant plus a working-pixel term.
+Memory: a runtime base, bytes per full-resolution pixel (input, intermediate and output
+images, row tiles) and per working pixel (VGG activations of the prepare phase).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from dnr_jax import pipeline
+from dnr_jax.config import RetargetConfig
+
+MACHINE = "2-core CPU"
+
+# Seconds per pixel (or per pixel-step), fitted on the 2-core CPU (docs/RESULTS.md).
+_DECODE_S_PER_PX = 9e-9
+_DOWNSCALE_S_PER_PX = 2.0e-8
+_PREPARE_S_PER_WORK_PX = 2.6e-6
+_PREPARE_S_PER_WORK_PX_SEAM = 1.5e-8
+_RECON_S_PER_OUT_PX_STEP = 4.0e-7
+_FULLRES_S_PER_OUT_PX = 1.2e-7
+_SAVE_S_PER_OUT_PX = 6e-8
+_COMPILE_S = 6.0
+_COMPILE_S_PER_WORK_PX = 2e-6
+# Bytes.
+_BASE_RSS = 450e6
+_RSS_PER_FULL_PX = 40.0
+_RSS_PER_WORK_PX = 1500.0
+_DEVICE_PER_WORK_PX = 1200.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+  work_hw: tuple[int, int]
+  work_out_hw: tuple[int, int]
+  seconds: dict  # phase -> expected seconds (compilation included in the phase)
+  compile_s: float
+  peak_rss_bytes: float
+  device_bytes: float
+  machine: str = MACHINE
+
+  @property
+  def total_s(self) -> float:
+    return float(sum(self.seconds.values()))
+
+  def to_json(self) -> dict:
+    return {"seconds": {k: round(v, 2) for k, v in self.seconds.items()},
+            "total_s": round(self.total_s, 2), "compile_s": round(self.compile_s, 2),
+            "peak_rss_bytes": int(self.peak_rss_bytes), "device_bytes": int(self.device_bytes),
+            "machine": self.machine}
+
+
+def estimate(image_hw: tuple[int, int], out_hw: tuple[int, int],
+             cfg: RetargetConfig) -> Estimate:
+  """The expected cost of retargeting an ``image_hw`` image to ``out_hw`` with ``cfg``."""
+  s = pipeline.sizes(image_hw, out_hw, cfg.work_size)
+  full_px = image_hw[0] * image_hw[1]
+  out_px = out_hw[0] * out_hw[1]
+  work_px = s.work[0] * s.work[1]
+  work_out_px = s.work_out[0] * s.work_out[1]
+  seams = (s.work[0] - s.work_out[0]) + (s.work[1] - s.work_out[1])
+  compile_s = _COMPILE_S + _COMPILE_S_PER_WORK_PX * work_px
+  steps = cfg.reconstruction.steps + cfg.refinement.steps
+  seconds = {
+      "decode": _DECODE_S_PER_PX * full_px,
+      "prepare": compile_s + _PREPARE_S_PER_WORK_PX * work_px
+                 + _PREPARE_S_PER_WORK_PX_SEAM * work_px * seams,
+      "reconstruction": _RECON_S_PER_OUT_PX_STEP * work_out_px * steps,
+      "save": _SAVE_S_PER_OUT_PX * out_px,
+  }
+  if s.full_resolution:
+    seconds["downscale"] = _DOWNSCALE_S_PER_PX * full_px
+    seconds["full resolution"] = _FULLRES_S_PER_OUT_PX * (out_px + full_px)
+  rss = _BASE_RSS + _RSS_PER_FULL_PX * (full_px + out_px) + _RSS_PER_WORK_PX * work_px
+  device = _DEVICE_PER_WORK_PX * work_px + 16.0 * (full_px + out_px)
+  return Estimate(s.work, s.work_out, seconds, compile_s, rss, device)
