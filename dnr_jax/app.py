@@ -76,6 +76,7 @@ class Job:
   progress: bool = True
   overwrite: bool = False
   max_pixels: int = image_io.DEFAULT_MAX_PIXELS
+  dry_run: bool = False  # pre-flight, decode and estimate only; nothing is written
 
 
 def target_size(height: int, width: int, job: Job) -> tuple[int, int]:
@@ -216,7 +217,7 @@ class ProgressView:
     self._bar_phase, self._event = None, None
 
 
-_worker_threads: list[threading.Thread] = []
+_running_workers: set[int] = set()  # ids of worker calls that have not returned yet
 
 
 def in_worker(fn: Callable[[], Any], view: ProgressView) -> Any:
@@ -226,30 +227,37 @@ def in_worker(fn: Callable[[], Any], view: ProgressView) -> Any:
   sits in a long XLA call (compilation), which a plain call could not promise.
   """
   box: dict[str, Any] = {}
+  key = id(box)
 
   def target():
     try:
       box["value"] = fn()
     except BaseException as e:  # re-raised in the main thread
       box["error"] = e
+    finally:
+      _running_workers.discard(key)
 
+  _running_workers.add(key)
   t = threading.Thread(target=target, name="dnr_jax-worker", daemon=True)
-  _worker_threads.append(t)
   t.start()
-  while t.is_alive():
+  while key in _running_workers:
     t.join(0.1)
     view.draw()
-  _worker_threads.remove(t)
   if "error" in box:
     raise box["error"]
   return box["value"]
 
 
 def exit_now(code: int) -> None:
-  """Exits with ``code``; skips interpreter teardown if a worker is still computing."""
+  """Exits with ``code``; skips interpreter teardown if a worker is still computing.
+
+  (Tearing down the interpreter under a thread that is inside XLA aborts the process;
+  ``Thread.is_alive`` is not trusted here because a ``join`` interrupted by Ctrl-C can
+  leave it wrong, so the workers report their own end.)
+  """
   sys.stdout.flush()
   sys.stderr.flush()
-  if any(t.is_alive() for t in _worker_threads):
+  if _running_workers:
     os._exit(code)  # pylint: disable=protected-access
   sys.exit(code)
 
@@ -414,6 +422,8 @@ def run(job: Job, cfg: RetargetConfig) -> int:
       error_line(str(e))
       return EXIT_WEIGHTS
     status = EXIT_USAGE if entries else EXIT_OK
+    if job.dry_run:
+      return _dry_run(planned, job) or status
     for index, p in enumerate(planned):
       current.pop("written", None)
       current["task"] = p.task
@@ -434,6 +444,22 @@ def run(job: Job, cfg: RetargetConfig) -> int:
     return status
   except KeyboardInterrupt:
     return _interrupted(job, view, current, entries, folder=current.get("folder", False))
+
+
+def _dry_run(planned: list[_Planned], job: Job) -> int:
+  """Decodes every input and prints its estimate line; writes nothing."""
+  status = EXIT_OK
+  for index, p in enumerate(planned):
+    try:
+      image_io.load_image(p.task.source, job.max_pixels)
+    except image_io.ImageError as e:
+      error_line(str(e))
+      status = EXIT_USAGE
+      continue
+    print(_estimate_line(p, index, len(planned)), file=sys.stderr)
+  print(f"dnr_jax: dry run: {len(planned)} image(s) checked, nothing written",
+        file=sys.stderr)
+  return status
 
 
 def _write_report_or_fail(path: str, entries: list[dict], folder: bool) -> None:

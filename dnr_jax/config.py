@@ -38,12 +38,16 @@ class OperatorConfig:
   grid_cell: int = 16  # column-cell width of the warp, image pixels (Eq. 3)
   min_cell_scale: float = 0.2  # no warp cell shrinks below this fraction (see column_maps)
   use_seams: bool = True  # False: warping only (ablation)
+  # Seams found per DP pass at the layers below the deepest (whose threshold stop
+  # needs one seam at a time): 0 = 1/32 of the layer's width, 1 = one per pass.
+  seams_per_pass: int = 0
 
   def __post_init__(self):
     check_range("alpha", self.alpha, 0.0, 1.0)
     check_range("percentile", self.percentile, 0.0, 100.0)
     check_range("grid_cell", self.grid_cell, 1)
     check_range("min_cell_scale", self.min_cell_scale, 0.0, 1.0, lo_open=True)
+    check_range("seams_per_pass", self.seams_per_pass, 0)
     if not self.layers:
       raise ValueError("layers needs at least one VGG layer")
 

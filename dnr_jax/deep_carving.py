@@ -84,7 +84,11 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
       fraction = res.num_removed.astype(jnp.float32) / w
     else:
       k = jnp.clip(jnp.round(fraction * w).astype(jnp.int32), 0, max_k)
-      res = seams.carve(m, k, max_k, seams.fixed_energy_fn)
+      batch = cfg.seams_per_pass or seams.default_batch(w)
+      if batch <= 1:
+        res = seams.carve(m, k, max_k, seams.fixed_energy_fn)
+      else:
+        res = seams.carve_batched(m, k, max_k, seams.fixed_energy_fn, batch)
     removed[layer] = seams.removed_mask(res, w)
     num_removed[layer] = res.num_removed
     kept_all[layer] = res.kept

@@ -95,7 +95,10 @@ def probe_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -
     with _open(path) as im:
       w, h = im.size
       frames = int(getattr(im, "n_frames", 1) or 1)
-      orientation = im.getexif().get(0x0112, 1)
+      # A PNG keeps EXIF after the pixels unless an eXIf chunk came first: asking for
+      # it would decode the image, which is what this probe must not do.
+      header_exif = im.format != "PNG" or "exif" in im.info
+      orientation = im.getexif().get(0x0112, 1) if header_exif else 1
   except ImageError:
     raise
   except _DECODE_ERRORS as e:

@@ -41,6 +41,8 @@ flags.DEFINE_bool("progress", True, "Progress bars with ETA on stderr (log lines
 flags.DEFINE_bool("overwrite", False, "Replace output files (image, debug pictures, report) "
                   "that already exist. Without it an existing file stops the job before any "
                   "work. Inputs are never overwritten.")
+flags.DEFINE_bool("dry_run", False, "Check every input, output path and the weights, print "
+                  "the estimate lines, and stop: nothing is computed or written.")
 flags.DEFINE_integer("max_pixels", image_io.DEFAULT_MAX_PIXELS,
                      "Refuse inputs with more pixels than this (checked from the header, "
                      "before decoding).")
@@ -114,7 +116,8 @@ def job_from_flags() -> dnr_app.Job:
       width_ratio=FLAGS.width_ratio, height_ratio=FLAGS.height_ratio,
       target_width=FLAGS.target_width, target_height=FLAGS.target_height,
       vgg_weights=FLAGS.vgg_weights, save_debug=FLAGS.save_debug, report=FLAGS.report,
-      progress=FLAGS.progress, overwrite=FLAGS.overwrite, max_pixels=FLAGS.max_pixels)
+      progress=FLAGS.progress, overwrite=FLAGS.overwrite, max_pixels=FLAGS.max_pixels,
+      dry_run=FLAGS.dry_run)
 
 
 def main(argv):
@@ -143,6 +146,7 @@ def _parse_flags(argv):
 
 
 def run_main():
+  signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
   signal.signal(signal.SIGTERM, _terminate)
   try:
     app.run(main, flags_parser=_parse_flags)

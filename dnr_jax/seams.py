@@ -173,29 +173,39 @@ def fixed_energy_fn(pay, valid_width):
 
 
 def _neighbours(img: jax.Array, valid_width: jax.Array):
-  """Left/right/up neighbours of every pixel, clamped to the valid region."""
-  w = img.shape[1]
-  j = jnp.arange(w)
-  last = jnp.maximum(valid_width - 1, 0)
-  left = jnp.take(img, jnp.clip(j - 1, 0, last), axis=1)
-  right = jnp.take(img, jnp.clip(j + 1, 0, last), axis=1)
+  """Left/right/up/down neighbours of every pixel, clamped to the valid region.
+
+  Shifted slices and one select at the right border (no gathers: this runs once per
+  carving pass over the whole image).
+  """
+  j = jnp.arange(img.shape[1]).reshape((1, -1) + (1,) * (img.ndim - 2))
+  left = jnp.concatenate([img[:, :1], img[:, :-1]], axis=1)
+  right = jnp.concatenate([img[:, 1:], img[:, -1:]], axis=1)
+  right = jnp.where(j >= valid_width - 1, img, right)
   up = jnp.concatenate([img[:1], img[:-1]], axis=0)
   down = jnp.concatenate([img[1:], img[-1:]], axis=0)
   return left, right, up, down
 
 
+def _gray(img: jax.Array) -> jax.Array:
+  return img if img.ndim == 2 else jnp.mean(img, axis=-1)
+
+
 def backward_energy_fn(img, valid_width):
-  """Classic seam-carving energy |dI/dx| + |dI/dy| (central differences, summed over RGB)."""
-  left, right, up, down = _neighbours(img, valid_width)
-  e = jnp.sum(jnp.abs(right - left) + jnp.abs(down - up), axis=-1) * 0.5
+  """Classic seam-carving energy |dI/dx| + |dI/dy| of the brightness (central differences).
+
+  ``img`` is (h, w) brightness or (h, w, C) (averaged over channels first), as liblqr
+  and the ``seam-carving`` package do.
+  """
+  left, right, up, down = _neighbours(_gray(img), valid_width)
+  e = (jnp.abs(right - left) + jnp.abs(down - up)) * 0.5
   return _mask_invalid(e, valid_width), None
 
 
 def forward_energy_fn(img, valid_width):
   """Forward energy: the intensity jumps that removing (i, j) creates (Rubinstein 2008)."""
-  gray = jnp.sum(img, axis=-1) / 3.0
-  left, right, _, _ = _neighbours(gray, valid_width)
-  up = jnp.concatenate([gray[:1], gray[:-1]], axis=0)
+  gray = _gray(img)
+  left, right, up, _ = _neighbours(gray, valid_width)
   c_u = jnp.abs(right - left)
   c_l = c_u + jnp.abs(up - left)
   c_r = c_u + jnp.abs(up - right)
@@ -203,11 +213,26 @@ def forward_energy_fn(img, valid_width):
   return _mask_invalid(zero, valid_width), StepCosts(c_l, c_u, c_r)
 
 
-def carve_image(image: jax.Array, num_seams: int, energy: str = "backward") -> CarveResult:
-  """Image-space seam carving of (h, w, 3) to width w - num_seams (static)."""
+def default_batch(width: int) -> int:
+  """Seams per DP pass: 1/32 of the width (measured trade-off, docs/RESULTS.md)."""
+  return max(1, width // 32)
+
+
+def carve_image(image: jax.Array, num_seams: int, energy: str = "backward",
+                batch: int | None = None) -> CarveResult:
+  """Image-space seam carving of (h, w, 3) to width w - num_seams (static).
+
+  Only the brightness travels through the carving (the energy's input); the caller
+  applies ``kept`` to the colour image once. ``batch`` seams per DP pass (default
+  :func:`default_batch`; 1 = the classic one seam per pass).
+  """
   chex.assert_rank(image, 3)
   fn = {"backward": backward_energy_fn, "forward": forward_energy_fn}[energy]
-  return carve(image.astype(jnp.float32), num_seams, num_seams, fn)
+  gray = jnp.mean(image.astype(jnp.float32), axis=-1)
+  batch = default_batch(image.shape[1]) if batch is None else batch
+  if batch <= 1:
+    return carve(gray, num_seams, num_seams, fn)
+  return carve_batched(gray, num_seams, num_seams, fn, batch)
 
 
 def removed_mask(result: CarveResult, width: int) -> jax.Array:
@@ -216,3 +241,111 @@ def removed_mask(result: CarveResult, width: int) -> jax.Array:
   valid = (jnp.arange(k) < result.num_removed)[:, None]
   rows = jnp.broadcast_to(jnp.arange(h)[None, :], (k, h))
   return jnp.zeros((h, width), bool).at[rows, result.seams].max(jnp.broadcast_to(valid, (k, h)))
+
+
+# ----------------------------------------------------------------------------- batched
+
+
+def _separate(parents: jax.Array, active: jax.Array, valid_width: jax.Array) -> jax.Array:
+  """Keeps the active seams' parents strictly increasing and inside the valid width.
+
+  ``parents`` (b,) are sorted by column with the active seams first. A left-to-right
+  running maximum of ``parents - index`` pushes a seam that would merge with (or cross)
+  its left neighbour one column to the right of it; the clamp keeps the last seams
+  inside the valid width. Both keep every seam 8-connected (|dx| <= 1): the children
+  are strictly increasing, so a pushed parent is at most its child's column + 1.
+  """
+  b = parents.shape[0]
+  idx = jnp.arange(b, dtype=jnp.int32)
+  n = jnp.sum(active.astype(jnp.int32))
+  q = jax.lax.cummax(jnp.where(active, parents - idx, jnp.iinfo(jnp.int32).min // 2))
+  sep = jnp.minimum(q + idx, valid_width - n + idx)
+  return jnp.where(active, sep, parents)
+
+
+def find_seams(energy: jax.Array, num: jax.Array, batch: int,
+               costs: StepCosts | None = None) -> tuple[jax.Array, jax.Array]:
+  """Up to ``batch`` disjoint, 8-connected seams from one DP pass.
+
+  The ``num`` (traced, <= batch) cheapest end columns of the cumulative map are traced
+  back together; where two paths would merge or cross, the right one is pushed aside
+  (:func:`_separate`). Returns (paths (h, batch) int32 sorted left to right per row,
+  active (batch,) bool); inactive paths sit past the valid width and must be ignored.
+  """
+  h, w = energy.shape
+  valid_width = jnp.sum(jnp.isfinite(energy[0]).astype(jnp.int32))
+  m_all, choice = cumulative_energy(energy, costs)
+  rank = jnp.arange(batch, dtype=jnp.int32)
+  cheapest = jnp.argsort(m_all[-1])[:batch].astype(jnp.int32)
+  active_by_cost = rank < num
+  start = jnp.where(active_by_cost, cheapest, w + rank)
+  order = jnp.argsort(start)
+  x, active = start[order], active_by_cost[order]
+
+  def step(pos, choice_row):
+    par = jnp.where(active, pos + choice_row[jnp.clip(pos, 0, w - 1)], pos)
+    return _separate(par, active, valid_width), pos
+
+  first, rest = jax.lax.scan(step, x, choice[1:], reverse=True)
+  return jnp.concatenate([first[None], rest]), active
+
+
+def _compaction(removed: jax.Array) -> jax.Array:
+  """(h, w) source column of each position once the removed ones are moved to the end.
+
+  A stable partition by one scatter per row (cumulative counts), not a sort.
+  """
+  h, w = removed.shape
+  keep = ~removed
+  n_removed = jnp.sum(removed, axis=1, keepdims=True, dtype=jnp.int32)
+  dest = jnp.where(keep, jnp.cumsum(keep, axis=1, dtype=jnp.int32) - 1,
+                   w - n_removed + jnp.cumsum(removed, axis=1, dtype=jnp.int32) - 1)
+  cols = jnp.broadcast_to(jnp.arange(w, dtype=jnp.int32), (h, w))
+  return jnp.zeros((h, w), jnp.int32).at[jnp.arange(h)[:, None], dest].set(cols)
+
+
+def carve_batched(payload, num_seams: jax.Array | int, max_seams: int, energy_fn: EnergyFn,
+                  batch: int) -> CarveResult:
+  """Like :func:`carve` (no threshold stop), removing up to ``batch`` seams per DP pass.
+
+  The energy is recomputed between passes, so image-space energies see the carved
+  image every ``batch`` seams instead of after every seam; a fixed (feature-space)
+  map is only shifted, as in :func:`carve`. Cost: ceil(k / batch) DP passes instead
+  of k, each still O(h w); memory O(h w + batch h).
+  """
+  leaves = jax.tree_util.tree_leaves(payload)
+  h, w = leaves[0].shape[:2]
+  max_seams = int(min(max_seams, w - 1))
+  batch = int(max(1, min(batch, max(max_seams, 1))))
+  num_seams = jnp.clip(jnp.asarray(num_seams, jnp.int32), 0, max_seams)
+  rows = jnp.arange(h)[:, None]
+
+  def cond(state):
+    return state[0] < num_seams
+
+  def body(state):
+    i, kept, pay, seams, means = state
+    energy, costs = energy_fn(pay, w - i)
+    paths, active = find_seams(energy, jnp.minimum(batch, num_seams - i), batch, costs)
+    safe = jnp.clip(paths, 0, w - 1)
+    removed = jnp.zeros((h, w), bool).at[rows, safe].max(jnp.broadcast_to(active, (h, batch)))
+    perm = _compaction(removed)
+
+    def compact(a):
+      p = perm.reshape(perm.shape + (1,) * (a.ndim - 2))
+      return jnp.take_along_axis(a, jnp.broadcast_to(p, a.shape), axis=1)
+
+    source = jnp.take_along_axis(kept, safe, axis=1).T  # (batch, h) source columns
+    seam_mean = jnp.mean(jnp.take_along_axis(energy, safe, axis=1), axis=0)
+    seams = jax.lax.dynamic_update_slice(seams, source, (i, 0))
+    means = jax.lax.dynamic_update_slice(means, jnp.where(active, seam_mean, INF), (i,))
+    n = jnp.sum(active.astype(jnp.int32))
+    return (i + n, compact(kept), jax.tree_util.tree_map(compact, pay), seams, means)
+
+  size = max(max_seams, 1) + batch
+  init = (jnp.int32(0), jnp.broadcast_to(jnp.arange(w, dtype=jnp.int32), (h, w)), payload,
+          jnp.zeros((size, h), jnp.int32), jnp.full((size,), INF))
+  n, kept, _, seams, means = jax.lax.while_loop(cond, body, init)
+  # Within a pass the seams are recorded left to right, not by cost; ``seams[:n]`` are
+  # exactly the removed ones.
+  return CarveResult(kept, n, seams[:max(max_seams, 1)], means[:max(max_seams, 1)])
