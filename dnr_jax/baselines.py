@@ -14,7 +14,6 @@ Every method is ``fn(image uint8 (H, W, 3), out_hw, ctx) -> uint8 (H', W', 3)``:
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Callable
 
 import jax
@@ -47,12 +46,19 @@ def crop(image, out_hw, ctx=None):
   return image[y:y + out_hw[0], x:x + out_hw[1]].copy()
 
 
-@functools.partial(jax.jit, static_argnames=("num_seams", "energy"))
-def _carve_width(image, num_seams, energy):
-  res = seams.carve_image(image, num_seams, energy)
+def carve_width_map(image: jax.Array, num_seams: int, energy: str = "backward",
+                    batch: int | None = None) -> jax.Array:
+  """Image-space seam carving of (h, w, 3) float to (h, w - num_seams, 3) (pure, jittable).
+
+  ``batch``: seams per DP pass (None = :func:`seams.default_batch`, 1 = classic).
+  """
+  res = seams.carve_image(image, num_seams, energy, batch)
   w_out = image.shape[1] - num_seams
   cmap = column_maps.from_kept(res.kept, w_out, jnp.arange(w_out, dtype=jnp.float32))
   return column_maps.apply(image, cmap)
+
+
+_carve_width = jax.jit(carve_width_map, static_argnames=("num_seams", "energy", "batch"))
 
 
 def seam_carve(image: np.ndarray, out_hw, energy: str = "backward") -> np.ndarray:

@@ -111,7 +111,7 @@ class RestrictedUnpickler(pickle.Unpickler):
     return self._persistent(pid)
 
 
-_TORCH_ALLOWED = {
+TORCH_ALLOWED = {
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("collections", "OrderedDict"): _ordered_dict,
@@ -156,7 +156,7 @@ def load_torch_legacy(data: bytes) -> dict:
     raise pickle.UnpicklingError("not a legacy torch file (bad magic number)")
   plain()  # protocol version
   plain()  # system info dict
-  obj = RestrictedUnpickler(f, _TORCH_ALLOWED, _storage_persistent_load).load()
+  obj = RestrictedUnpickler(f, TORCH_ALLOWED, _storage_persistent_load).load()
   keys = plain()
   if not isinstance(keys, list):
     raise pickle.UnpicklingError("storage key list missing")
@@ -183,7 +183,7 @@ def load_torch_zip(path_or_file: Any) -> dict:
       raise pickle.UnpicklingError("zip file has no single data.pkl: not a torch checkpoint")
     prefix = pkl[0][: -len("data.pkl")]
     obj = RestrictedUnpickler(
-        io.BytesIO(zf.read(pkl[0])), _TORCH_ALLOWED, _storage_persistent_load).load()
+        io.BytesIO(zf.read(pkl[0])), TORCH_ALLOWED, _storage_persistent_load).load()
     refs = {}
     _collect_refs(obj, refs)
     storages = {}
@@ -218,7 +218,7 @@ def _np_scalar(dtype, data=None):
   return np.frombuffer(data, dtype=dtype)[0] if data is not None else dtype.type()
 
 
-_NUMPY_ALLOWED = {
+NUMPY_ALLOWED = {
     **{(m, "_reconstruct"): _np_reconstruct
        for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
     **{(m, "scalar"): _np_scalar for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
@@ -230,4 +230,4 @@ _NUMPY_ALLOWED = {
 
 def load_numpy_pickle(data: bytes) -> Any:
   """Reads a plain pickle of nested dicts/lists of numpy arrays and Python scalars."""
-  return RestrictedUnpickler(io.BytesIO(data), _NUMPY_ALLOWED).load()
+  return RestrictedUnpickler(io.BytesIO(data), NUMPY_ALLOWED).load()

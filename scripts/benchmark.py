@@ -82,7 +82,7 @@ def bench_step(w, hw, repeat, chunk=10):
   state = reconstruct.init_state(x, 2.0)
 
   def chunked():
-    return pipeline._recon_chunk(w, tgt, reconstruct.init_state(x, 2.0), cfg, chunk)  # pylint: disable=protected-access
+    return pipeline.reconstruction_chunk(w, tgt, reconstruct.init_state(x, 2.0), cfg, chunk)
 
   _, per_chunk = _time(chunked, repeat)
   del state
@@ -91,12 +91,12 @@ def bench_step(w, hw, repeat, chunk=10):
 
 
 def bench_pipeline(w, img, cfg):
-  res = pipeline.retarget(img, (img.shape[0], round(img.shape[1] * 0.75)), cfg, w)
+  res = pipeline.retarget(w, img, (img.shape[0], round(img.shape[1] * 0.75)), cfg)
   t = dict(res.timings)
   t["total"] = sum(t.values())
   # second run: the same sizes compile nothing
-  res2 = pipeline.retarget(img[:, ::-1].copy(), (img.shape[0], round(img.shape[1] * 0.75)),
-                           cfg, w)
+  res2 = pipeline.retarget(w, img[:, ::-1].copy(), (img.shape[0], round(img.shape[1] * 0.75)),
+                           cfg)
   t2 = dict(res2.timings)
   t2["total"] = sum(t2.values())
   return {"first_run_s": t, "second_run_s": t2, "seams_removed": res.seams_removed["width"]}
@@ -108,8 +108,8 @@ def bench_sizes(w, sizes, repeat):
     img = _photos.benchmark_photo(h, wd)
     out_hw = (h, round(wd * 0.75))
     cfg = config.RetargetConfig()
-    prep_first, prep = _time(lambda: pipeline._prepare_jit(w, jnp.asarray(img, jnp.float32),  # pylint: disable=protected-access
-                                                           out_hw, cfg), repeat)
+    prep_first, prep = _time(lambda: pipeline.prepare(w, jnp.asarray(img, jnp.float32),
+                                                       out_hw, cfg), repeat)
     step = bench_step(w, out_hw, repeat)
     rows.append({"size": f"{wd}x{h}", "prepare_s": prep, "prepare_first_call_s": prep_first,
                  **step, "pipeline_estimate_s": prep + step["step_s"] * cfg.reconstruction.steps})
@@ -125,7 +125,7 @@ def bench_batch(w, hw, batches, steps=10):
     imgs = jnp.stack([jnp.asarray(_photos.benchmark_photo(h, wd), jnp.float32)] * n)
     prep_fn = jax.jit(jax.vmap(functools.partial(pipeline.prepare, w, out_hw=out_hw, cfg=cfg)))
     chunk_fn = jax.jit(jax.vmap(
-        lambda t, s: reconstruct.run_chunk(pipeline._recon_step(w, t, cfg), s, steps)))  # pylint: disable=protected-access
+        lambda t, s: pipeline.reconstruction_chunk(w, t, s, cfg, steps, unroll=False)))
 
     def run():
       prep = prep_fn(imgs)

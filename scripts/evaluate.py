@@ -50,7 +50,7 @@ def run_methods(img, out_hw, ctx, methods):
     outs[m] = (o, time.perf_counter() - t0)
   if "dnr" in methods or "dnr_no_refine" in methods:
     t0 = time.perf_counter()
-    res = pipeline.retarget(img, out_hw, ctx.config, ctx.weights)
+    res = pipeline.retarget(ctx.weights, img, out_hw, ctx.config)
     total = time.perf_counter() - t0
     outs["dnr_no_refine"] = (res.reconstructed, total - res.timings.get("refinement", 0.0))
     outs["dnr"] = (res.output, total)

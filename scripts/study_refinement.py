@@ -66,16 +66,16 @@ def main():
     img = photos[name]
     out_hw = (img.shape[0], round(img.shape[1] * 0.75))
     cfg = dataclasses.replace(base, reconstruction=rc)
-    res = pipeline.retarget(img, out_hw, cfg, w)
-    prep = pipeline._prepare_jit(w, jnp.asarray(img, jnp.float32), out_hw, cfg)  # pylint: disable=protected-access
+    res = pipeline.retarget(w, img, out_hw, cfg)
+    prep = pipeline.prepare(w, jnp.asarray(img, jnp.float32), out_hw, cfg)
     recon = jnp.asarray(res.reconstructed, jnp.float32)
     rec = {"photo": name, "recon_steps": rc.steps, "init": rc.init,
            "before": _scores(w, img, res.reconstructed, prep.targets, cfg)}
     # (a) more pixel steps
     more = dataclasses.replace(cfg, reconstruction=dataclasses.replace(rc, steps=args.extra))
     state = reconstruct.init_state(recon, rc.learning_rate)
-    state, _ = pipeline._recon_chunk(w, prep.targets, state, more, args.extra)  # pylint: disable=protected-access
-    rec["more_pixel_steps"] = _scores(w, img, _u8(pipeline._final_image(state)), prep.targets, cfg)  # pylint: disable=protected-access
+    state, _ = pipeline.reconstruction_chunk(w, prep.targets, state, more, args.extra)
+    rec["more_pixel_steps"] = _scores(w, img, _u8(pipeline.final_image(state)), prep.targets, cfg)
     # (b) grid refinement variants
     panels = []
     for v in args.variants.split(","):
@@ -84,9 +84,9 @@ def main():
                                      smoothness=float(smooth), max_shift=float(shift),
                                      learning_rate=float(lr))
       vcfg = dataclasses.replace(cfg, refinement=rcfg)
-      rstate = pipeline._refine_init(recon, vcfg)  # pylint: disable=protected-access
-      rstate, _ = pipeline._refine_chunk(w, prep.targets, recon, rstate, vcfg, args.extra)  # pylint: disable=protected-access
-      theta = pipeline._final_image(rstate)  # pylint: disable=protected-access
+      rstate = pipeline.refinement_init(recon, vcfg)
+      rstate, _ = pipeline.refinement_chunk(w, prep.targets, recon, rstate, vcfg, args.extra)
+      theta = pipeline.final_image(rstate)
       refined = _u8(refine.warp_image(recon, theta, rcfg.max_shift))
       d = np.asarray(refine.displacement(theta, *out_hw, rcfg.max_shift))
       mag = np.sqrt((d ** 2).sum(-1))

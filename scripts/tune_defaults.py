@@ -53,12 +53,12 @@ def main():
       init, lr = run.split(":")
       cfg = config.RetargetConfig(reconstruction=config.ReconstructionConfig(
           init=init, learning_rate=float(lr), steps=args.steps, chunk=25))
-      prep = pipeline._prepare_jit(w, jnp.asarray(img, jnp.float32), out_hw, cfg)  # pylint: disable=protected-access
+      prep = pipeline.prepare(w, jnp.asarray(img, jnp.float32), out_hw, cfg)
       state = reconstruct.init_state(prep.init, cfg.reconstruction.learning_rate)
       losses, scores, done, t0 = [], {}, 0, time.perf_counter()
       for cp in checkpoints:
         while done < cp:  # fixed-size chunks: each new chunk size would compile again
-          state, l = pipeline._recon_chunk(w, prep.targets, state, cfg, 25)  # pylint: disable=protected-access
+          state, l = pipeline.reconstruction_chunk(w, prep.targets, state, cfg, 25)
           losses += [float(x) for x in np.asarray(l)]
           done += 25
         cur = np.clip(np.round(np.asarray(state.image)), 0, 255).astype(np.uint8)
