@@ -1,6 +1,7 @@
 """The command line as a user runs it (subprocesses; random-init weights for speed)."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -39,6 +40,9 @@ def test_flagfile_run_writes_output_report_and_debug(setup):
                       f"--save_debug\n--report={d}/report.json\n--noprogress\n")
   code, _, err = run(f"--flagfile={flagfile}")
   assert code == 0, err
+  first = err.splitlines()[0]
+  assert re.match(r"dnr_jax: photo.png 96x64 -> 72x64, working at full size; expected ~[\d.]+ s "
+                  r"\(incl. ~[\d.]+ s compiling a new size\), peak memory ~[\d.]+ GiB host", first), err
   out = np.asarray(Image.open(d / "out.png"))
   assert out.shape == (64, 72, 3)
   report = json.loads((d / "report.json").read_text())
@@ -84,5 +88,20 @@ def test_user_errors_are_one_clear_line(setup, args, code, match):
   assert got == code, err
   lines = _error_lines(err)
   assert len(lines) == 1, err
-  import re
   assert re.search(match, lines[0]), lines[0]
+
+
+def test_large_input_runs_at_the_working_size_and_is_delivered_full_size(setup):
+  d, wpath, _ = setup
+  big = d / "big.png"
+  small = Image.open(d / "photo.png")
+  small.resize((192, 128), Image.LANCZOS).save(big)
+  code, _, err = run(f"--input={big}", f"--output={d}/big_out.png", "--width_ratio=0.75",
+                     "--work_size=64", f"--vgg_weights={wpath}", "--steps=2", "--chunk=2",
+                     "--noprogress", f"--report={d}/big.json")
+  assert code == 0, err
+  assert "working size 64x43 -> 48x43" in err
+  assert np.asarray(Image.open(d / "big_out.png")).shape == (128, 144, 3)
+  report = json.loads((d / "big.json").read_text())
+  assert report["work_size"] == {"height": 43, "width": 64}
+  assert report["estimate"]["total_s"] > 0 and "full resolution" in report["timings_s"]

@@ -140,3 +140,29 @@ def test_vmap_over_a_batch_of_energies():
   batched = jax.vmap(lambda x: seams.find_seam(x)[1])(e)
   single = jnp.stack([seams.find_seam(x)[1] for x in e])
   np.testing.assert_allclose(batched, single, rtol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(hnp.arrays(np.float32, st.tuples(st.integers(2, 10), st.integers(4, 16)),
+                  elements=st.floats(0, 100, width=32)), st.integers(1, 6), st.integers(2, 5))
+def test_batched_carving_removes_exactly_k_disjoint_connected_seams(e, k, batch):
+  h, w = e.shape
+  k = min(k, w - 1)
+  res = jax.jit(seams.carve_batched, static_argnums=(2, 3, 4))(
+      jnp.asarray(e), k, k, seams.fixed_energy_fn, batch)
+  assert int(res.num_removed) == k
+  kept = np.asarray(res.kept)[:, : w - k]
+  assert np.all(np.diff(kept, axis=1) > 0)  # order kept, nothing duplicated
+  mask = np.asarray(seams.removed_mask(res, w))
+  assert np.all(mask.sum(axis=1) == k)  # exactly k per row, disjoint
+  np.testing.assert_array_equal(np.sort(np.concatenate([kept, np.argwhere(mask)[:, 1].reshape(
+      h, k)], axis=1), axis=1), np.broadcast_to(np.arange(w), (h, w)))
+  first = np.asarray(res.seams)[: min(batch, k)]  # the first pass is in source coordinates
+  assert np.all(np.abs(np.diff(first, axis=1)) <= 1)
+
+
+def test_batched_first_seam_is_the_optimal_one_when_alone():
+  e = np.random.RandomState(3).rand(12, 20).astype(np.float32)
+  res = seams.carve_batched(jnp.asarray(e), 1, 1, seams.fixed_energy_fn, 4)
+  seam, cost = seams.find_seam(jnp.asarray(e))
+  np.testing.assert_array_equal(np.asarray(res.seams)[0], np.asarray(seam))

