@@ -163,6 +163,8 @@ class ProgressView:
     if event is None:
       return
     phase, done, total, info = event
+    if phase not in self.expected:  # a no-op phase for this image (e.g. no downscale)
+      return
     if phase != self._bar_phase:
       self._finish_bar()
       self._bar_phase, self._phase_t0 = phase, time.perf_counter()
@@ -175,8 +177,16 @@ class ProgressView:
     if self.tty and self._bar is not None:
       if atomic:  # time-based: elapsed against the expected duration
         expected = max(self.expected.get(phase, 1.0), 0.1)
-        self._bar.total = max(expected, elapsed + 0.5) if done < total else elapsed
-        self._bar.n = round(min(elapsed, self._bar.total), 1)
+        if done >= total:
+          self._bar.total = self._bar.n = max(elapsed, 0.1)
+          self._bar.set_postfix_str("done", refresh=False)
+        else:
+          self._bar.total = max(expected, elapsed * 1.05 + 0.5)
+          self._bar.n = min(elapsed, self._bar.total)
+          left = expected - elapsed
+          self._bar.set_postfix_str(
+              f"~{_fmt_s(left)} left (estimate)" if left > 0 else
+              f"longer than the ~{_fmt_s(expected)} expected", refresh=False)
       else:
         self._bar.total, self._bar.n = total, done
         if "loss" in info:
@@ -196,14 +206,19 @@ class ProgressView:
     if total <= 1:
       self._bar = tqdm.tqdm(total=max(self.expected.get(phase, 1.0), 0.1), desc=phase,
                             unit="s", leave=True, file=sys.stderr, dynamic_ncols=True,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| "
-                                       "{elapsed} elapsed, ~{remaining} left (estimate)")
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} "
+                                       "elapsed{postfix}")
     else:
       self._bar = tqdm.tqdm(total=total, desc=phase, unit="step", leave=True,
                             file=sys.stderr, dynamic_ncols=True)
 
   def _finish_bar(self) -> None:
     if self._bar is not None:
+      if self._bar.unit == "s":  # an atomic phase that ended between two draws
+        self._bar.total = self._bar.n = max(time.perf_counter() - self._phase_t0, 0.1)
+        self._bar.set_postfix_str("done", refresh=False)
+      else:
+        self._bar.n = self._bar.total
       self._bar.close()
       self._bar = None
     elif self._bar_phase is not None and self.enabled and not self.tty:
@@ -366,9 +381,6 @@ def _preflight(job: Job, cfg: RetargetConfig) -> tuple[list[_Planned], list[dict
     if task.renamed:
       logging.warning("%s and another input share the name %s: writing %s", task.source,
                       task.source.stem, task.output)
-    if info.frames > 1:
-      logging.warning("%s has %d frames; dnr_jax retargets the first frame only",
-                      task.source, info.frames)
     if job.save_debug:
       task.debug = outputs.debug_paths(task.output, outputs.debug_names(
           out_hw[1] != info.width, out_hw[0] != info.height, cfg.reconstruction.steps > 0))
@@ -485,8 +497,8 @@ def _run_one(p: _Planned, index: int, count: int, job: Job, cfg: RetargetConfig,
     res = in_worker(lambda: pipeline.retarget(weights, image, p.out_hw, cfg, view.update),
                     view)
     view.close()
-    current["written"] = True
     image_io.save_image(res.output, task.output, protect=(task.source,))
+    current["written"] = True
     debug = _debug_pictures(image, res, task) if job.save_debug else []
   except (image_io.ImageError, ValueError) as e:
     view.close()

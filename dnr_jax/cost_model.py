@@ -25,20 +25,22 @@ from dnr_jax.config import RetargetConfig
 
 MACHINE = "2-core CPU"
 
-# Seconds per pixel (or per pixel-step), fitted on the 2-core CPU (docs/RESULTS.md).
-_DECODE_S_PER_PX = 9e-9
-_DOWNSCALE_S_PER_PX = 2.0e-8
-_PREPARE_S_PER_WORK_PX = 2.6e-6
-_PREPARE_S_PER_WORK_PX_SEAM = 1.5e-8
-_RECON_S_PER_OUT_PX_STEP = 4.0e-7
-_FULLRES_S_PER_OUT_PX = 1.2e-7
-_SAVE_S_PER_OUT_PX = 6e-8
+# Seconds per pixel (or per pixel-step), fitted to scripts/benchmark_fullres.py on the
+# 2-core CPU, 2026-11-26 (docs/RESULTS.md, "Full resolution").
+_DECODE_S_PER_PX = 2e-8
+_DOWNSCALE_S_PER_PX = 6e-8
+_PREPARE_S_PER_WORK_PX = 1.2e-5
+_PREPARE_S_PER_WORK_PX_SEAM = 4e-8
+_RECON_S_PER_OUT_PX_STEP = 1.7e-6
+_FULLRES_S_PER_OUT_PX = 1.75e-7
+_SAVE_S_PER_OUT_PX = 1.5e-7
 _COMPILE_S = 6.0
+_RECON_COMPILE_S = 5.0
 _COMPILE_S_PER_WORK_PX = 2e-6
 # Bytes.
-_BASE_RSS = 450e6
-_RSS_PER_FULL_PX = 40.0
-_RSS_PER_WORK_PX = 1500.0
+_BASE_RSS = 1.0e9
+_RSS_PER_FULL_PX = 16.0
+_RSS_PER_WORK_PX = 1000.0
 _DEVICE_PER_WORK_PX = 1200.0
 
 
@@ -73,14 +75,17 @@ def estimate(image_hw: tuple[int, int], out_hw: tuple[int, int],
   work_out_px = s.work_out[0] * s.work_out[1]
   seams = (s.work[0] - s.work_out[0]) + (s.work[1] - s.work_out[1])
   compile_s = _COMPILE_S + _COMPILE_S_PER_WORK_PX * work_px
-  steps = cfg.reconstruction.steps + cfg.refinement.steps
   seconds = {
       "decode": _DECODE_S_PER_PX * full_px,
       "prepare": compile_s + _PREPARE_S_PER_WORK_PX * work_px
                  + _PREPARE_S_PER_WORK_PX_SEAM * work_px * seams,
-      "reconstruction": _RECON_S_PER_OUT_PX_STEP * work_out_px * steps,
+      "reconstruction": (_RECON_COMPILE_S
+                         + _RECON_S_PER_OUT_PX_STEP * work_out_px * cfg.reconstruction.steps),
       "save": _SAVE_S_PER_OUT_PX * out_px,
   }
+  if cfg.refinement.steps:
+    seconds["refinement"] = (_RECON_COMPILE_S
+                             + 2 * _RECON_S_PER_OUT_PX_STEP * work_out_px * cfg.refinement.steps)
   if s.full_resolution:
     seconds["downscale"] = _DOWNSCALE_S_PER_PX * full_px
     seconds["full resolution"] = _FULLRES_S_PER_OUT_PX * (out_px + full_px)

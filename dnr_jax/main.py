@@ -58,6 +58,9 @@ flags.DEFINE_float("percentile", _D.operator.percentile,
                    "Seams after the first only while their mean importance is within this "
                    "percentile of the deepest map.")
 flags.DEFINE_integer("grid_cell", _D.operator.grid_cell, "Column-cell width of the warp (Eq. 3).")
+flags.DEFINE_integer("seams_per_pass", _D.operator.seams_per_pass,
+                     "Seams found per DP pass below the deepest layer: 0 = 1/32 of the "
+                     "layer's width (fast), 1 = one seam per pass (classic).")
 flags.DEFINE_float("min_cell_scale", _D.operator.min_cell_scale,
                    "Smallest scale factor of a warp cell.")
 flags.DEFINE_list("loss_layers", [f"{l}:{lam:g}" for l, lam in _D.reconstruction.loss_layers],
@@ -96,7 +99,8 @@ def config_from_flags() -> config.RetargetConfig:
     return config.RetargetConfig(
         operator=config.OperatorConfig(
             layers=tuple(FLAGS.layers), alpha=FLAGS.alpha, percentile=FLAGS.percentile,
-            grid_cell=FLAGS.grid_cell, min_cell_scale=FLAGS.min_cell_scale),
+            grid_cell=FLAGS.grid_cell, min_cell_scale=FLAGS.min_cell_scale,
+            seams_per_pass=FLAGS.seams_per_pass),
         reconstruction=config.ReconstructionConfig(
             loss_layers=_parse_loss_layers(FLAGS.loss_layers), init=FLAGS.init,
             steps=FLAGS.steps, learning_rate=FLAGS.learning_rate, chunk=FLAGS.chunk,

@@ -421,6 +421,8 @@ def _host_optimise(progress: ProgressFn | None, chunk: int):
   def optimise(phase, chunk_fn, state, steps, finish):
     losses: list[float] = []
     done = 0
+    if progress and steps:
+      progress(phase, 0, steps, {})  # the first chunk also compiles: show the phase now
     try:
       while done < steps:
         n = min(chunk, steps - done)

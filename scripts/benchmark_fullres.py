@@ -21,8 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -47,20 +47,23 @@ def make_input(photo: pathlib.Path, megapixels: float, out: pathlib.Path) -> tup
 
 def run_cli(src: pathlib.Path, out_dir: pathlib.Path, extra=()) -> dict:
   out, report = out_dir / f"{src.stem}_out.png", out_dir / f"{src.stem}.json"
-  before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
   t0 = time.perf_counter()
-  proc = subprocess.run([sys.executable, "-m", "dnr_jax.main", f"--input={src}",
-                         f"--output={out}", "--width_ratio=0.75", f"--report={report}",
-                         "--overwrite", "--noprogress", *extra],
-                        capture_output=True, text=True, check=False)
-  wall = time.perf_counter() - t0
-  peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-  if proc.returncode:
-    raise RuntimeError(proc.stderr[-2000:])
-  est = re.search(r"expected ~([\d.]+) s.*peak memory ~([\d.]+) GiB host", proc.stderr)
+  with tempfile.TemporaryFile("w+") as err:
+    proc = subprocess.Popen([sys.executable, "-m", "dnr_jax.main", f"--input={src}",
+                             f"--output={out}", "--width_ratio=0.75", f"--report={report}",
+                             "--overwrite", "--noprogress", *extra], stderr=err,
+                            stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS
+    wall = time.perf_counter() - t0
+    err.seek(0)
+    stderr = err.read()
+  if os.waitstatus_to_exitcode(status):
+    raise RuntimeError(stderr[-2000:])
+  peak_kb = usage.ru_maxrss
+  est = re.search(r"expected ~([\d.]+) s.*peak memory ~([\d.]+) GiB host", stderr)
   rep = json.loads(report.read_text())
   return {"wall_s": round(wall, 1),
-          "peak_rss_gib": round(peak_kb / 2**20, 2) if peak_kb > before else None,
+          "peak_rss_gib": round(peak_kb / 2**20, 2),
           "timings_s": rep["timings_s"], "work_size": rep["work_size"],
           "estimate_s": float(est.group(1)) if est else None,
           "estimate_rss_gib": float(est.group(2)) if est else None}

@@ -23,7 +23,8 @@ def test_retarget_end_to_end(random_weights, small_photo):
   assert len(res.recon_losses) == 6 and len(res.refine_losses) == 3
   assert min(res.recon_losses) < res.recon_losses[0]
   chunks = [s[:3] for s in seen if s[0] in ("reconstruction", "refinement")]
-  assert chunks == [("reconstruction", 3, 6), ("reconstruction", 6, 6), ("refinement", 3, 3)]
+  assert chunks == [("reconstruction", 0, 6), ("reconstruction", 3, 6), ("reconstruction", 6, 6),
+                    ("refinement", 0, 3), ("refinement", 3, 3)]
   assert ("prepare", 0, 1) in [s[:3] for s in seen]  # atomic phases announce themselves
   best = [s[3]["best"] for s in seen if "best" in s[3]][-1]()
   assert best.shape == (64, 72, 3) and best.dtype == np.uint8
