@@ -192,7 +192,8 @@ class ProgressView:
         if "loss" in info:
           self._bar.set_postfix_str(f"loss {info['loss']:.4g}", refresh=False)
       self._bar.refresh()
-    elif not self.tty and time.perf_counter() - self._last_log > 5.0 and not atomic:
+    elif (not self.tty and time.perf_counter() - self._last_log > 5.0 and not atomic
+          and done > 0):
       self._last_log = time.perf_counter()
       rate = done / max(elapsed, 1e-6)
       eta = (total - done) / rate if rate > 0 else float("nan")

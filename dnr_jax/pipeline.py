@@ -421,8 +421,9 @@ def _host_optimise(progress: ProgressFn | None, chunk: int):
   def optimise(phase, chunk_fn, state, steps, finish):
     losses: list[float] = []
     done = 0
-    if progress and steps:
-      progress(phase, 0, steps, {})  # the first chunk also compiles: show the phase now
+    if progress and steps:  # the first chunk also compiles: show the phase now; the
+      # starting point (e.g. the seams init) is already the best image so far
+      progress(phase, 0, steps, {"best": functools.partial(lambda st: _u8(finish(st)), state)})
     try:
       while done < steps:
         n = min(chunk, steps - done)
