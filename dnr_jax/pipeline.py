@@ -463,8 +463,7 @@ def retarget(weights: vgg.VGGWeights, image: np.ndarray, out_hw: tuple[int, int]
   chex.assert_rank(image, 3)
   chex.assert_axis_dimension(image, 2, 3)
   out_hw = (int(out_hw[0]), int(out_hw[1]))
-  validate(image.shape[:2], out_hw, config, weights.arch)
-  timings: dict[str, float] = {}
+  timings: dict[str, float] = {}  # (sizes and config are validated in _run_phases)
 
   def phase(name, thunk):
     if progress:
