@@ -107,8 +107,15 @@ class RetargetConfig:
   reconstruction: ReconstructionConfig = ReconstructionConfig()
   refinement: RefinementConfig = RefinementConfig()
   work_size: int = DEFAULT_WORK_SIZE  # 0: always run at the input's size
+  # Working sides rounded to a multiple of this many pixels (1 = exact aspect ratio).
+  # Photos whose working shapes then agree share one compilation and one vmapped batch
+  # (dnr_jax.batching); the lift back to full resolution absorbs the small anisotropy.
+  work_multiple: int = 1
 
   def __post_init__(self):
     if not isinstance(self.work_size, int) or self.work_size < 0:
       raise ValueError(f"work_size must be 0 (off) or a positive number of pixels, got "
                        f"{self.work_size}")
+    if not isinstance(self.work_multiple, int) or not 1 <= self.work_multiple <= 256:
+      raise ValueError(f"work_multiple must be an integer in [1, 256], got "
+                       f"{self.work_multiple}")

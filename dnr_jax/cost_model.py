@@ -68,7 +68,7 @@ class Estimate:
 def estimate(image_hw: tuple[int, int], out_hw: tuple[int, int],
              cfg: RetargetConfig) -> Estimate:
   """The expected cost of retargeting an ``image_hw`` image to ``out_hw`` with ``cfg``."""
-  s = pipeline.sizes(image_hw, out_hw, cfg.work_size)
+  s = pipeline.sizes(image_hw, out_hw, cfg.work_size, cfg.work_multiple)
   full_px = image_hw[0] * image_hw[1]
   out_px = out_hw[0] * out_hw[1]
   work_px = s.work[0] * s.work[1]

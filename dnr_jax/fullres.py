@@ -43,24 +43,27 @@ class AxisLift(NamedTuple):
   cell_widths: jax.Array  # (n_cells,) Eq. 3 output widths (normalised coordinates)
 
 
-def lifted_coords(lift: AxisLift, rows: jax.Array, full_rows: int, full_cols: int,
-                  out_cols: int) -> jax.Array:
-  """Full-resolution source columns (len(rows), out_cols) for full rows ``rows``.
+def lifted_coords(lift: AxisLift, rows: jax.Array, full_rows, full_cols, out_cols,
+                  out_len: int | None = None) -> jax.Array:
+  """Full-resolution source columns (len(rows), out_len) for full rows ``rows``.
 
   Args:
     lift: the working-size plan of one axis.
     rows: (r,) int32 full-resolution row indices.
     full_rows, full_cols: the full-resolution (rows, columns) of this axis's input.
     out_cols: the full-resolution output width.
+    out_len: the static length of the result (>= out_cols; default out_cols). The
+      sizes may then be traced, so one compilation serves a whole size class.
   """
   h, w = lift.kept.shape
-  s = full_cols / w  # full pixels per working pixel
+  s = jnp.asarray(full_cols, jnp.float32) / w  # full pixels per working pixel
   n_valid = lift.num_valid.astype(jnp.float32)
-  c = column_maps.warp_coords(lift.cell_widths, n_valid * s, out_cols)  # carved, full px
+  c = column_maps.warp_coords(lift.cell_widths, n_valid * s, out_cols, out_len)  # carved px
   edge = jnp.clip(c + 0.5, 0.0, n_valid * s - 1e-3)
   j = jnp.clip(jnp.floor(edge / s).astype(jnp.int32), 0, lift.num_valid - 1)
   offset = edge - j.astype(jnp.float32) * s
-  yw = jnp.clip((rows.astype(jnp.float32) + 0.5) * (h / full_rows) - 0.5, 0.0, h - 1.0)
+  yw = jnp.clip((rows.astype(jnp.float32) + 0.5) * (h / jnp.asarray(full_rows, jnp.float32))
+                - 0.5, 0.0, h - 1.0)
   y0 = jnp.floor(yw).astype(jnp.int32)
   y1 = jnp.minimum(y0 + 1, h - 1)
   t = (yw - y0.astype(jnp.float32))[:, None]
@@ -71,29 +74,62 @@ def lifted_coords(lift: AxisLift, rows: jax.Array, full_rows: int, full_cols: in
   return (1.0 - t) * x0 + t * x1
 
 
-@functools.partial(jax.jit, static_argnames=("tile", "out_cols", "kind"))
-def lifted_tile(image: jax.Array, lift: AxisLift, start: jax.Array, tile: int, out_cols: int,
-                kind: str = "cubic") -> jax.Array:
-  """Rows [start, start + tile) (clamped) of the lifted map applied to ``image`` (H, W, C)."""
-  full_rows, full_cols = image.shape[:2]
+@functools.partial(jax.jit, static_argnames=("tile", "out_len", "kind"))
+def lifted_tile(image: jax.Array, lift: AxisLift, start: jax.Array, tile: int, full_hw,
+                out_cols, out_len: int, kind: str = "cubic") -> jax.Array:
+  """Rows [start, start + tile) (clamped) of the lifted map applied to ``image``.
+
+  ``image`` (H_pad, W_pad, C) holds the picture in its first ``full_hw`` = (H, W)
+  rows and columns (a size class: see :func:`size_class`); the result is
+  (tile, out_len, C) whose first ``out_cols`` columns are real. Sizes are traced.
+  """
+  full_rows, full_cols = full_hw
   rows = jnp.clip(start + jnp.arange(tile, dtype=jnp.int32), 0, full_rows - 1)
-  coords = lifted_coords(lift, rows, full_rows, full_cols, out_cols)
-  return resample.sample_rows(image[rows], coords, kind)
+  coords = lifted_coords(lift, rows, full_rows, full_cols, out_cols, out_len)
+  return resample.sample_rows(image[rows], coords, kind, width=full_cols)
 
 
-@functools.partial(jax.jit, static_argnames=("out_hw", "tile", "kind"))
-def upsampled_tile(small: jax.Array, out_hw: tuple[int, int], start: jax.Array, tile: int,
-                   kind: str = "cubic") -> jax.Array:
-  """Rows [start, start + tile) (clamped) of ``small`` (h, w, C) resized to ``out_hw``."""
+# The correction is an upsampling (working -> full size); rounding working sides to a
+# multiple (RetargetConfig.work_multiple) can make it a slight downsampling of small
+# images, never by more than this.
+_MAX_CORRECTION_STRETCH = 1.5
+
+
+@functools.partial(jax.jit, static_argnames=("out_len", "tile", "kind"))
+def upsampled_tile(small: jax.Array, out_hw, start: jax.Array, tile: int,
+                   out_len: tuple[int, int], kind: str = "cubic") -> jax.Array:
+  """Rows [start, start + tile) (clamped) of ``small`` (h, w, C) resized to ``out_hw``.
+
+  Returns (tile, out_len[1], C) whose first ``out_hw[1]`` columns are real; ``out_hw``
+  may be traced (one compilation per size class).
+  """
   h = small.shape[0]
   oh, ow = out_hw
   rows = jnp.clip(start + jnp.arange(tile, dtype=jnp.int32), 0, oh - 1)
-  pos = (rows.astype(jnp.float32) + 0.5) * (h / oh) - 0.5
+  pos = (rows.astype(jnp.float32) + 0.5) * (h / jnp.asarray(oh, jnp.float32)) - 0.5
   coords = jnp.broadcast_to(pos[:, None], (tile, small.shape[1]))
   # Sample rows by treating the transposed image's columns as the sampled axis.
   col_major = jnp.swapaxes(small, 0, 1)  # (w, h, C)
   cols = resample.sample_rows(col_major, coords.T, kind)  # (w, tile, C)
-  return resample.resize_axis(jnp.swapaxes(cols, 0, 1), 1, ow, kind)
+  return resample.resize_axis(jnp.swapaxes(cols, 0, 1), 1, out_len[1], kind, out_valid=ow,
+                              max_stretch=_MAX_CORRECTION_STRETCH)
+
+
+def size_class(n: int) -> int:
+  """``n`` rounded up to a multiple of 2^(floor(log2 n) - 3) (at least 32): at most
+  12.5% larger, and only ~8 classes per octave, so photos of many sizes share the
+  compilations of the full-resolution functions."""
+  q = max(32, 1 << max(0, n.bit_length() - 4))
+  return -(-n // q) * q
+
+
+def pad_to(x: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+  """``x`` (H, W, C) zero-padded at the bottom and right to ``hw`` (host)."""
+  if tuple(x.shape[:2]) == tuple(hw):
+    return np.asarray(x)
+  out = np.zeros((*hw, *x.shape[2:]), x.dtype)
+  out[:x.shape[0], :x.shape[1]] = x
+  return out
 
 
 def tiled(fn, rows: int, tile: int, cols: int, channels: int = 3, progress=None) -> np.ndarray:

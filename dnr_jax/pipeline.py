@@ -70,22 +70,32 @@ class Sizes(NamedTuple):
     return self.work != self.image
 
 
-def sizes(image_hw: tuple[int, int], out_hw: tuple[int, int], work_size: int) -> Sizes:
+def sizes(image_hw: tuple[int, int], out_hw: tuple[int, int], work_size: int,
+          multiple: int = 1) -> Sizes:
   """Working sizes: the long side scaled to ``work_size`` (0 = no working size).
 
-  An axis that does not change at full resolution does not change at the working
-  size; one that does changes by at least one working pixel.
+  With ``multiple > 1`` each working side is then rounded to a multiple of it (small
+  images too), so photos of nearly the same aspect ratio share a working shape: one
+  compilation and one vmapped batch (:mod:`dnr_jax.batching`). An axis that does not
+  change at full resolution does not change at the working size; one that does changes
+  by at least one working pixel.
   """
   (h, w), (oh, ow) = image_hw, out_hw
-  if work_size <= 0 or max(h, w) <= work_size:
+  scale = 1.0
+  if work_size > 0 and max(h, w) > work_size:
+    scale = work_size / max(h, w)
+  if scale == 1.0 and multiple <= 1:
     return Sizes((h, w), (oh, ow), (h, w), (oh, ow))
-  scale = work_size / max(h, w)
 
   def axis(full, out):
-    n = max(MIN_SIDE, round(full * scale))
+    n = round(full * scale)
+    if multiple > 1:
+      n = multiple * max(1, round(n / multiple))
+    n = max(MIN_SIDE, n)
     if out == full:
       return n, n
-    return n, min(n - 1, max(MIN_SIDE, round(out * scale)))
+    per_px = n / full if multiple > 1 else scale  # (anisotropic once rounded)
+    return n, min(n - 1, max(MIN_SIDE, round(out * per_px)))
 
   (wh, woh), (ww, wow) = axis(h, oh), axis(w, ow)
   return Sizes((h, w), (oh, ow), (wh, ww), (woh, wow))
@@ -115,7 +125,7 @@ def validate(image_hw: tuple[int, int], out_hw: tuple[int, int], cfg: RetargetCo
   if cfg.reconstruction.init == "seams" and vgg.layer_stride(layers[0], arch) != 1:
     raise ValueError(f"init='seams' needs a block1 layer among the operator layers "
                      f"(the shallowest is {layers[0]})")
-  s = sizes(image_hw, out_hw, cfg.work_size)
+  s = sizes(image_hw, out_hw, cfg.work_size, cfg.work_multiple)
   if s.full_resolution and vgg.layer_stride(layers[0], arch) != 1:
     raise ValueError("a working size needs a block1 layer among the operator layers, to "
                      "lift its plan to full resolution")
@@ -125,11 +135,25 @@ def validate(image_hw: tuple[int, int], out_hw: tuple[int, int], cfg: RetargetCo
 # ----------------------------------------------------------------------------- phases
 
 
-def downscale(image: jax.Array, work_hw: tuple[int, int]) -> jax.Array:
-  """The image at the working size (antialiased linear, sparse taps), float32 0..255."""
+def downscale(image, work_hw: tuple[int, int], size_classes: bool = False) -> jax.Array:
+  """The image at the working size (antialiased linear, sparse taps), float32 0..255.
+
+  ``size_classes=True`` (host callers): the image is zero-padded to its
+  :func:`fullres.size_class` first and its real size passed as a traced value, so
+  photos of many sizes share one compilation; the result is the same.
+  """
   if tuple(image.shape[:2]) == tuple(work_hw):
-    return image.astype(jnp.float32)
-  return _resize(image, tuple(work_hw), "linear")
+    return jnp.asarray(image).astype(jnp.float32)
+  if not size_classes:
+    return _resize(image, tuple(work_hw), "linear")
+  h, w = image.shape[:2]
+  padded = fullres.pad_to(np.asarray(image), (fullres.size_class(h), fullres.size_class(w)))
+  return _resize_padded(padded, jnp.asarray([h, w], jnp.int32), tuple(work_hw))
+
+
+@functools.partial(jax.jit, static_argnames=("out_hw",))
+def _resize_padded(image, valid_hw, out_hw):
+  return resample.resize(image, out_hw, "linear", in_valid=(valid_hw[0], valid_hw[1]))
 
 
 def _lambdas(loss_layers) -> dict[str, float]:
@@ -234,6 +258,89 @@ def final_image(state: reconstruct.ReconState) -> jax.Array:
   return jnp.where(jnp.isfinite(state.best_loss), state.best_image, state.image)
 
 
+# ----------------------------------------------------------------------------- batched phases
+# The same phases over a leading batch axis (vmap inside one jit). Inputs placed with a
+# NamedSharding over a device mesh keep it: XLA partitions the batch over the devices
+# (see dnr_jax/batching.py), the same code on one CPU or eight GPUs.
+
+
+@functools.partial(jax.jit, static_argnames=("out_hw", "operator", "loss_layers", "init", "seed"))
+def _prepare_batch(weights, images, out_hw, operator, loss_layers, init, seed):
+  return jax.vmap(lambda im: _prepare(weights, im, out_hw, operator, loss_layers, init, seed))(
+      images)
+
+
+def prepare_batch(weights: vgg.VGGWeights, images: jax.Array, out_hw: tuple[int, int],
+                  cfg: RetargetConfig) -> Prepared:
+  """:func:`prepare` of (B, h, w, 3) working-size images; every leaf gains axis 0."""
+  chex.assert_rank(images, 4)
+  rc = cfg.reconstruction
+  return _prepare_batch(weights, images.astype(jnp.float32), tuple(out_hw), cfg.operator,
+                        rc.loss_layers, rc.init, rc.seed)
+
+
+@functools.partial(jax.jit, static_argnames=("learning_rate",))
+def _init_batch(images, learning_rate):
+  return jax.vmap(lambda im: reconstruct.init_state(im, learning_rate))(images)
+
+
+def reconstruction_init_batch(images: jax.Array, cfg: RetargetConfig) -> reconstruct.ReconState:
+  return _init_batch(images, cfg.reconstruction.learning_rate)
+
+
+@functools.partial(jax.jit, static_argnames=("loss_layers", "learning_rate", "n", "unroll"))
+def _reconstruction_chunk_batch(weights, targets, state, loss_layers, learning_rate, n, unroll):
+  return jax.vmap(lambda t, st: reconstruct.run_chunk(
+      _recon_step(weights, t, loss_layers, learning_rate), st, n, unroll=unroll))(targets, state)
+
+
+def reconstruction_chunk_batch(weights: vgg.VGGWeights, targets: dict, state, cfg: RetargetConfig,
+                               n: int, unroll: bool = True):
+  """:func:`reconstruction_chunk` over a batch: (state, losses (B, n))."""
+  rc = cfg.reconstruction
+  return _reconstruction_chunk_batch(weights, targets, state, rc.loss_layers, rc.learning_rate,
+                                     n, unroll)
+
+
+@functools.partial(jax.jit, static_argnames=("control_cell", "learning_rate"))
+def _refinement_init_batch(images, control_cell, learning_rate):
+  h, w = images.shape[1:3]
+  theta = jnp.zeros((images.shape[0], *refine.control_shape(h, w, control_cell)), jnp.float32)
+  return jax.vmap(lambda t: reconstruct.init_state(t, learning_rate))(theta)
+
+
+def refinement_init_batch(images: jax.Array, cfg: RetargetConfig) -> reconstruct.ReconState:
+  return _refinement_init_batch(images, cfg.refinement.control_cell, cfg.refinement.learning_rate)
+
+
+@functools.partial(jax.jit, static_argnames=("loss_layers", "rcfg", "n", "unroll"))
+def _refinement_chunk_batch(weights, targets, images, state, loss_layers, rcfg, n, unroll):
+  return jax.vmap(lambda t, im, st: reconstruct.run_chunk(
+      _refine_step(weights, t, im, loss_layers, rcfg), st, n, unroll=unroll))(targets, images,
+                                                                            state)
+
+
+def refinement_chunk_batch(weights: vgg.VGGWeights, targets: dict, images: jax.Array, state,
+                           cfg: RetargetConfig, n: int, unroll: bool = True):
+  """:func:`refinement_chunk` over a batch: (state, losses (B, n))."""
+  rcfg = dataclasses.replace(cfg.refinement, steps=0)
+  return _refinement_chunk_batch(weights, targets, images, state,
+                                 cfg.reconstruction.loss_layers, rcfg, n, unroll)
+
+
+@functools.partial(jax.jit, static_argnames=("max_shift",))
+def _apply_refinement_batch(images, states, max_shift):
+  return jax.vmap(lambda im, st: refine.warp_image(im, final_image(st), max_shift))(images,
+                                                                                    states)
+
+
+def apply_refinement_batch(images: jax.Array, states, cfg: RetargetConfig) -> jax.Array:
+  return _apply_refinement_batch(images, states, cfg.refinement.max_shift)
+
+
+final_image_batch = jax.jit(jax.vmap(final_image))
+
+
 # ----------------------------------------------------------------------------- full resolution
 
 
@@ -243,9 +350,9 @@ def _lift(plan: deep_carving.AxisPlan, shallow: str) -> fullres.AxisLift:
   return fullres.AxisLift(kept, num_valid, plan.cell_widths)
 
 
-@functools.partial(jax.jit, static_argnames=("out_hw", "tile"))
-def _correction_tile(final, init, out_hw, start, tile):
-  return fullres.upsampled_tile(final - init, out_hw, start, tile)
+@functools.partial(jax.jit, static_argnames=("out_len", "tile"))
+def _correction_tile(final, init, out_hw, start, tile, out_len):
+  return fullres.upsampled_tile(final - init, out_hw, start, tile, out_len)
 
 
 def full_resolution(image: jax.Array, prep: Prepared, work_final: jax.Array, s: Sizes,
@@ -255,41 +362,66 @@ def full_resolution(image: jax.Array, prep: Prepared, work_final: jax.Array, s: 
 
   ``tile=None`` computes everything in one piece (pure, jit/vmap-able, returns a jax
   array); an integer runs host loops over row tiles of that many rows (memory bounded
-  by the tile) and returns a NumPy array. Both return float32 0..255, (H', W', 3).
+  by the tile) on arrays padded to :func:`fullres.size_class` sizes (one compilation
+  per size class, not per photo size) and returns a NumPy array. Both return float32
+  0..255, (H', W', 3).
   """
-  (h, _), (oh, ow) = s.image, s.out
+  (h, w), (oh, ow) = s.image, s.out
   plan, init = prep.plan, prep.init
   total = (h if plan.width is not None else 0) + (ow if plan.height is not None else 0) + oh
   done = [0]
+  host = tile is not None
+  cls = fullres.size_class if host else (lambda n: n)
 
-  def run(fn, rows, cols):
-    """``fn(start, n)`` -> rows [start, start + n) of a (rows, cols, 3) result."""
-    if tile is None:
-      return fn(jnp.int32(0), rows)
+  def run(fn, rows, cols, length):
+    """``fn(start, n)`` -> rows [start, start + n) of a (rows, length, 3) result whose
+    first ``cols`` columns are real; returns (rows, cols, 3)."""
+    if not host:
+      return fn(jnp.int32(0), rows)[:, :cols]
     report = (lambda d, _: progress(done[0] + d, total)) if progress else None
-    out = fullres.tiled(lambda start: fn(start, tile), rows, tile, cols, progress=report)
+    out = fullres.tiled(lambda start: fn(start, tile), rows, tile, length, progress=report)
     done[0] += rows
-    return out
+    return out[:, :cols]
 
-  xp = jnp if tile is None else np
+  def lift_axis(src, axis_plan, out_cols):
+    """``src`` (R, C, 3) -> (R, out_cols, 3) through one axis's lifted plan."""
+    rows, cols = src.shape[:2]
+    lift, length = _lift(axis_plan, shallow), cls(out_cols)
+    if host:
+      src = jnp.asarray(fullres.pad_to(np.asarray(src), (cls(rows), cls(cols))))
+    size = jnp.asarray([rows, cols], jnp.int32)
+    return run(lambda st, n: fullres.lifted_tile(src, lift, st, n, (size[0], size[1]),
+                                                 jnp.int32(out_cols), length),
+               rows, out_cols, length)
+
+  xp = np if host else jnp
   if cfg.reconstruction.init == "seams":
     base = image
     if plan.width is not None:
-      lift_w, src_w = _lift(plan.width, shallow), base
-      base = run(lambda st, n: fullres.lifted_tile(src_w, lift_w, st, n, ow), h, ow)
+      base = lift_axis(base, plan.width, ow)
     if plan.height is not None:
-      lift_h, src_h = _lift(plan.height, shallow), jnp.swapaxes(jnp.asarray(base), 0, 1)
-      base = xp.swapaxes(run(lambda st, n: fullres.lifted_tile(src_h, lift_h, st, n, oh),
-                             ow, oh), 0, 1)
+      base = xp.swapaxes(lift_axis(xp.swapaxes(base, 0, 1), plan.height, oh), 0, 1)
   elif cfg.reconstruction.init == "linear":
     base = _resize(image, (oh, ow), "linear")
   else:  # noise init: the input's detail has no place to go; upsample the result
     base = _resize(init, (oh, ow), "cubic")
-  corr = run(lambda st, n: _correction_tile(work_final, init, (oh, ow), st, n), oh, ow)
-  if tile is None:
+  out_size = jnp.asarray([oh, ow], jnp.int32)
+  corr = run(lambda st, n: _correction_tile(work_final, init, (out_size[0], out_size[1]), st,
+                                            n, (cls(oh), cls(ow))), oh, ow, cls(ow))
+  if not host:
     return jnp.clip(base + corr, 0.0, 255.0)
   out = np.asarray(base, np.float32) + corr
   return np.clip(out, 0.0, 255.0, out=out)
+
+
+def full_resolution_tiled(image, prep: Prepared, work_final, s: Sizes, cfg: RetargetConfig,
+                          shallow: str, progress: Callable[[int, int], None] | None = None
+                          ) -> np.ndarray:
+  """:func:`full_resolution` in row tiles sized for a 64 MB budget (the host path)."""
+  cls = fullres.size_class
+  tile = fullres.tile_rows(max(cls(s.out[1]), cls(s.image[1])), cls(s.image[1]))
+  return full_resolution(np.asarray(image), prep, jnp.asarray(work_final), s, cfg, shallow,
+                         tile=tile, progress=progress)
 
 
 @functools.partial(jax.jit, static_argnames=("out_hw", "kind"))
@@ -307,6 +439,7 @@ class _Runner(NamedTuple):
   optimise: Callable  # (name, chunk_fn, state, steps, finish) -> (state, losses, stopped)
   full_resolution: Callable  # (image, prep, work_final, sizes, shallow) -> output
   unroll: bool  # unrolled chunks (CPU) or rolled loops (accelerators, one jit)
+  size_classes: bool  # host: full-size arrays padded to size classes (fewer compilations)
 
 
 class _Outcome(NamedTuple):
@@ -325,7 +458,7 @@ def _run_phases(weights: vgg.VGGWeights, image: jax.Array, out_hw: tuple[int, in
   """The one sequence of phases behind :func:`retarget` and :func:`retarget_pure`."""
   s = validate(tuple(image.shape[:2]), tuple(out_hw), cfg, weights.arch)
   shallow = deep_carving.sort_layers(cfg.operator.layers, weights.arch)[0]
-  work = runner.phase("downscale", lambda: downscale(image, s.work))
+  work = runner.phase("downscale", lambda: downscale(image, s.work, runner.size_classes))
   prep = runner.phase("prepare", lambda: prepare(weights, work, s.work_out, cfg))
 
   def finish(work_final):
@@ -372,7 +505,7 @@ def retarget_pure(weights: vgg.VGGWeights, image: jax.Array, out_hw: tuple[int, 
   runner = _Runner(
       phase=lambda name, thunk: thunk(), optimise=optimise,
       full_resolution=lambda im, prep, fin, s, shallow: full_resolution(
-          im, prep, fin, s, config, shallow), unroll=False)
+          im, prep, fin, s, config, shallow), unroll=False, size_classes=False)
   res = _run_phases(weights, image, out_hw, config, runner)
   aux = {"loss": reconstruct.feature_loss(weights, res.work_output, res.prep.targets,
                                           _lambdas(config.reconstruction.loss_layers))}
@@ -404,6 +537,7 @@ class Result:
   refine_losses: list
   timings: dict  # seconds per phase
   interrupted: bool = False
+  batch_size: int = 1  # images that shared the working-size phases (dnr_jax.batching)
 
 
 # progress(phase, done, total, info): info may hold "loss", "it_s", and "best", a
@@ -411,7 +545,8 @@ class Result:
 ProgressFn = Callable[[str, int, int, dict], None]
 
 
-def _u8(x) -> np.ndarray:
+def to_uint8(x) -> np.ndarray:
+  """0..255 floats -> uint8 (rounded, clipped), on the host."""
   return np.clip(np.round(np.asarray(x)), 0, 255).astype(np.uint8)
 
 
@@ -423,7 +558,7 @@ def _host_optimise(progress: ProgressFn | None, chunk: int):
     done = 0
     if progress and steps:  # the first chunk also compiles: show the phase now; the
       # starting point (e.g. the seams init) is already the best image so far
-      progress(phase, 0, steps, {"best": functools.partial(lambda st: _u8(finish(st)), state)})
+      progress(phase, 0, steps, {"best": functools.partial(lambda st: to_uint8(finish(st)), state)})
     try:
       while done < steps:
         n = min(chunk, steps - done)
@@ -438,7 +573,7 @@ def _host_optimise(progress: ProgressFn | None, chunk: int):
         losses.extend(float(x) for x in chunk_losses)
         done += n
         if progress:
-          best = functools.partial(lambda st: _u8(finish(st)), state)
+          best = functools.partial(lambda st: to_uint8(finish(st)), state)
           progress(phase, done, steps, {"loss": losses[-1], "it_s": n / dt, "best": best})
     except KeyboardInterrupt:
       return state, losses, True
@@ -484,18 +619,24 @@ def retarget(weights: vgg.VGGWeights, image: np.ndarray, out_hw: tuple[int, int]
     return out
 
   def full_res(im, prep, fin, s, shallow):
-    tile = fullres.tile_rows(max(s.out[1], s.image[1]), s.image[1])
     report = (lambda d, t: progress("full resolution", d, t, {})) if progress else None
-    return full_resolution(im, prep, fin, s, config, shallow, tile=tile, progress=report)
+    return full_resolution_tiled(im, prep, fin, s, config, shallow, report)
 
   runner = _Runner(phase=phase, optimise=timed_optimise, full_resolution=full_res,
-                   unroll=True)
-  res = _run_phases(weights, jnp.asarray(image), out_hw, config, runner)
+                   unroll=True, size_classes=True)
+  res = _run_phases(weights, image, out_hw, config, runner)
   if not res.sizes.full_resolution:  # nothing happened in these two
     timings.pop("full resolution", None)
     timings.pop("downscale", None)
 
-  plan = res.prep.plan
+  return make_result(res.sizes, res.prep, res.recon, res.output, res.recon_losses,
+                     res.refine_losses, timings, res.interrupted)
+
+
+def make_result(s: Sizes, prep: Prepared, recon, output, recon_losses: list,
+                refine_losses: list, timings: dict, interrupted: bool = False) -> Result:
+  """The host-side :class:`Result` of one image from its (unbatched) phase outputs."""
+  plan = prep.plan
   axes = {k: p for k, p in (("width", plan.width), ("height", plan.height)) if p is not None}
   if plan.width is not None:
     imp = {l: np.asarray(m) for l, m in plan.width.importance.items()}
@@ -504,13 +645,17 @@ def retarget(weights: vgg.VGGWeights, image: np.ndarray, out_hw: tuple[int, int]
   else:
     imp = {}
   return Result(
-      output=_u8(res.output), reconstructed=_u8(res.recon), initial=_u8(res.prep.init),
-      work_hw=res.sizes.work, importance=imp,
+      output=to_uint8(output), reconstructed=to_uint8(recon), initial=to_uint8(prep.init),
+      work_hw=s.work, importance=imp,
       removed={a: {l: np.asarray(m) for l, m in p.removed.items()} for a, p in axes.items()},
       seams_removed={a: {l: int(k) for l, k in p.num_removed.items()} for a, p in axes.items()},
       target_shapes={l: tuple(t.shape) for l, t in plan.targets.items()},
-      target_importance={l: np.asarray(importance.importance_map(t))
-                         for l, t in plan.targets.items()},
+      target_importance={l: np.asarray(m) for l, m in _importance_maps(plan.targets).items()},
       cell_widths={a: np.asarray(p.cell_widths) for a, p in axes.items()},
-      recon_losses=res.recon_losses, refine_losses=res.refine_losses, timings=timings,
-      interrupted=res.interrupted)
+      recon_losses=list(recon_losses), refine_losses=list(refine_losses), timings=timings,
+      interrupted=interrupted)
+
+
+@jax.jit
+def _importance_maps(targets: dict) -> dict:
+  return {l: importance.importance_map(t) for l, t in targets.items()}

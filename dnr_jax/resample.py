@@ -38,10 +38,14 @@ def _kernel(kind: str, t: jax.Array) -> jax.Array:
   raise ValueError(f"unknown kernel {kind!r}: linear or cubic")
 
 
-def _taps(positions: jax.Array, size: int, kind: str, stretch: float):
-  """Indices (..., taps) and normalised weights for samples at ``positions``."""
+def _taps(positions: jax.Array, size, kind: str, stretch, max_stretch: float):
+  """Indices (..., taps) and normalised weights for samples at ``positions``.
+
+  ``size`` and ``stretch`` may be traced (padded arrays); the number of taps comes
+  from the static ``max_stretch`` >= stretch (taps beyond the support weigh zero).
+  """
+  n = int(math.ceil(2 * _SUPPORT[kind] * max_stretch)) + 1
   support = _SUPPORT[kind] * stretch
-  n = int(math.ceil(2 * support)) + 1
   first = jnp.floor(positions - support + 0.5).astype(jnp.int32)
   idx = first[..., None] + jnp.arange(n, dtype=jnp.int32)
   w = _kernel(kind, (idx.astype(jnp.float32) - positions[..., None]) / stretch)
@@ -49,37 +53,62 @@ def _taps(positions: jax.Array, size: int, kind: str, stretch: float):
   return jnp.clip(idx, 0, size - 1), w
 
 
-def resize_axis(x: jax.Array, axis: int, size: int, kind: str = "linear") -> jax.Array:
-  """Resizes ``x`` along ``axis`` to ``size`` samples (half-pixel centres, edges clamped)."""
+def resize_axis(x: jax.Array, axis: int, size: int, kind: str = "linear", *,
+                in_valid=None, out_valid=None, max_stretch: float | None = None) -> jax.Array:
+  """Resizes ``x`` along ``axis`` to ``size`` samples (half-pixel centres, edges clamped).
+
+  Padded arrays (one compilation for many sizes): only the first ``in_valid`` input
+  samples are real, and the result holds ``out_valid`` real samples followed by
+  padding up to ``size``. Both may be traced; ``max_stretch`` (static) must then bound
+  ``max(1, in_valid / out_valid)``.
+  """
   n_in = x.shape[axis]
-  if n_in == size:
+  if in_valid is None and out_valid is None and n_in == size:
     return x.astype(jnp.float32)
-  scale = n_in / size
+  n_src = n_in if in_valid is None else in_valid
+  n_dst = size if out_valid is None else out_valid
+  scale = jnp.asarray(n_src, jnp.float32) / n_dst
+  if max_stretch is None:
+    if in_valid is not None or out_valid is not None:
+      raise ValueError("padded resizing needs a static max_stretch")
+    max_stretch = max(1.0, n_in / size)
   pos = (jnp.arange(size, dtype=jnp.float32) + 0.5) * scale - 0.5
-  idx, w = _taps(pos, n_in, kind, max(1.0, scale))
+  idx, w = _taps(pos, n_src, kind, jnp.maximum(1.0, scale), max_stretch)
   xm = jnp.moveaxis(x, axis, 0).astype(jnp.float32)
   g = xm[idx]  # (size, taps, ...)
   out = jnp.einsum("st...,st->s...", g, w)
   return jnp.moveaxis(out, 0, axis)
 
 
-def resize(image: jax.Array, out_hw: tuple[int, int], kind: str = "linear") -> jax.Array:
-  """(H, W, ...) -> (H', W', ...) float32: separable, antialiased when shrinking."""
-  x = resize_axis(image, 0, out_hw[0], kind)
-  return resize_axis(x, 1, out_hw[1], kind)
+def resize(image: jax.Array, out_hw: tuple[int, int], kind: str = "linear", *,
+           in_valid=None) -> jax.Array:
+  """(H, W, ...) -> (H', W', ...) float32: separable, antialiased when shrinking.
+
+  ``in_valid`` = (rows, cols) (may be traced): ``image`` is padded and only its first
+  rows x cols are the picture (see :func:`resize_axis`).
+  """
+  if in_valid is None:
+    x = resize_axis(image, 0, out_hw[0], kind)
+    return resize_axis(x, 1, out_hw[1], kind)
+  bound = lambda a: max(1.0, image.shape[a] / out_hw[a])
+  x = resize_axis(image, 0, out_hw[0], kind, in_valid=in_valid[0], max_stretch=bound(0))
+  return resize_axis(x, 1, out_hw[1], kind, in_valid=in_valid[1], max_stretch=bound(1))
 
 
-def sample_rows(image: jax.Array, coords: jax.Array, kind: str = "cubic") -> jax.Array:
+def sample_rows(image: jax.Array, coords: jax.Array, kind: str = "cubic",
+                width=None) -> jax.Array:
   """out[y, x'] = image[y, coords[y, x']] interpolated along x (no antialiasing).
 
   Args:
     image: (H, W, C).
     coords: (H, W') fractional source columns (pixel centres at integers).
+    kind: the kernel.
+    width: the real width (may be traced) when ``image`` is padded; default W.
   Returns:
     (H, W', C) float32.
   """
   h, w = image.shape[:2]
-  idx, wts = _taps(coords.astype(jnp.float32), w, kind, 1.0)  # (H, W', taps)
+  idx, wts = _taps(coords.astype(jnp.float32), w if width is None else width, kind, 1.0, 1.0)
   rows = jnp.arange(h)[:, None, None]
   g = image.astype(jnp.float32)[rows, idx]  # (H, W', taps, C)
   return jnp.einsum("hwtc,hwt->hwc", g, wts)

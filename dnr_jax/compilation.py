@@ -1,0 +1,113 @@
+"""XLA compilations: JAX's persistent cache for the CLI, and counting what a run compiled.
+
+A new (input size, output size) costs seconds of XLA compilation (the VGG forward, the
+deep plan and the unrolled Adam chunk). JAX's persistent compilation cache stores the
+compiled executables on disk, so a second run of the same sizes loads them instead of
+compiling. :func:`enable_persistent_cache` points it at a folder (by default under the
+user's cache dir) and caches every executable, not only those that took over a second.
+
+:class:`CompileCounter` counts, through ``jax.monitoring`` events (public API):
+- ``compilations``: XLA backend compilations that actually ran (a persistent-cache hit
+  is not one) and their seconds;
+- ``cache_hits``: executables loaded from the persistent cache;
+- ``trace_s``: tracing and lowering seconds (paid even on a cache hit).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import threading
+
+import jax
+import jax.monitoring
+
+_BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
+_TRACE = ("/jax/core/compile/jaxpr_trace_duration",
+          "/jax/core/compile/jaxpr_to_mlir_module_duration")
+_CACHE_HIT = "/jax/compilation_cache/cache_hits"
+
+
+def default_cache_dir() -> pathlib.Path:
+  """``$XDG_CACHE_HOME/dnr_jax/xla`` (``~/.cache/dnr_jax/xla`` when unset)."""
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return pathlib.Path(base) / "dnr_jax" / "xla"
+
+
+def enable_persistent_cache(path: str | os.PathLike) -> pathlib.Path:
+  """Turns on JAX's persistent compilation cache in ``path`` (created if needed).
+
+  Every executable is cached (JAX's default skips those compiled in under a second,
+  which on a GPU would be most of ours). Raises OSError if the folder cannot be made
+  or written; the caller decides whether that is fatal (the CLI only warns).
+  """
+  folder = pathlib.Path(path).expanduser()
+  folder.mkdir(parents=True, exist_ok=True)
+  probe = folder / f".probe-{os.getpid()}"
+  probe.write_bytes(b"")
+  probe.unlink()
+  jax.config.update("jax_compilation_cache_dir", str(folder))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  return folder
+
+
+@dataclasses.dataclass
+class CompileStats:
+  compilations: int = 0
+  compile_s: float = 0.0
+  cache_hits: int = 0
+  trace_s: float = 0.0
+
+  def to_json(self) -> dict:
+    return {"compilations": self.compilations, "compile_s": round(self.compile_s, 3),
+            "persistent_cache_hits": self.cache_hits, "trace_s": round(self.trace_s, 3)}
+
+  def __sub__(self, other: "CompileStats") -> "CompileStats":
+    return CompileStats(self.compilations - other.compilations,
+                        self.compile_s - other.compile_s,
+                        self.cache_hits - other.cache_hits, self.trace_s - other.trace_s)
+
+
+class CompileCounter:
+  """Counts compilations process-wide while active (any thread: the CLI's worker too).
+
+      with CompileCounter() as counter:
+        ...
+      counter.stats  # CompileStats; counter.snapshot() works inside the block too
+  """
+
+  def __init__(self):
+    self._stats = CompileStats()
+    self._lock = threading.Lock()
+
+  def _on_duration(self, event: str, seconds: float, **_) -> None:
+    with self._lock:
+      if event == _BACKEND_COMPILE:
+        self._stats.compilations += 1
+        self._stats.compile_s += seconds
+      elif event in _TRACE:
+        self._stats.trace_s += seconds
+
+  def _on_event(self, event: str, **_) -> None:
+    if event == _CACHE_HIT:
+      with self._lock:
+        self._stats.cache_hits += 1
+
+  def snapshot(self) -> CompileStats:
+    with self._lock:
+      return dataclasses.replace(self._stats)
+
+  @property
+  def stats(self) -> CompileStats:
+    return self.snapshot()
+
+  def __enter__(self) -> "CompileCounter":
+    jax.monitoring.register_event_duration_secs_listener(self._on_duration)
+    jax.monitoring.register_event_listener(self._on_event)
+    return self
+
+  def __exit__(self, *exc) -> None:
+    jax.monitoring.unregister_event_duration_listener(self._on_duration)
+    jax.monitoring.unregister_event_listener(self._on_event)
