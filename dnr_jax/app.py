@@ -32,6 +32,8 @@ import numpy as np
 from absl import logging
 
 from dnr_jax import atomic_write
+from dnr_jax import batching
+from dnr_jax import compilation
 from dnr_jax import cost_model
 from dnr_jax import image_io
 from dnr_jax import importance
@@ -77,6 +79,9 @@ class Job:
   overwrite: bool = False
   max_pixels: int = image_io.DEFAULT_MAX_PIXELS
   dry_run: bool = False  # pre-flight, decode and estimate only; nothing is written
+  batch_size: int = 1  # >1: vmapped batches of images with equal working shapes
+  process_index: int = 0  # multi-host runs (--distributed): this process's share
+  process_count: int = 1
 
 
 def target_size(height: int, width: int, job: Job) -> tuple[int, int]:
@@ -115,6 +120,29 @@ def check_job_flags(job: Job) -> None:
       target_height=None if job.target_height is None else min(job.target_height, 1 << 20)))
   if job.max_pixels <= 0:
     raise UserError(f"--max_pixels must be positive, got {job.max_pixels}")
+  if not 1 <= job.batch_size <= 4096:
+    raise UserError(f"--batch_size must be in [1, 4096], got {job.batch_size}")
+
+
+def start_distributed(job: Job) -> Job:
+  """``jax.distributed.initialize()`` from the environment; the job gets this process's
+  index and count (each process retargets its share of the inputs on its own devices)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  try:
+    jax.distributed.initialize()
+  except (RuntimeError, ValueError) as e:
+    raise UserError(f"--distributed: cannot join the cluster: {str(e).splitlines()[0]}") from None
+  return dataclasses.replace(job, process_index=jax.process_index(),
+                             process_count=jax.process_count())
+
+
+def report_path(job: Job) -> str | None:
+  """The report's path; in a multi-host run each process writes ``name.<i>-of-<n>.json``."""
+  if not job.report or job.process_count == 1:
+    return job.report
+  path = pathlib.Path(job.report)
+  return str(path.with_name(f"{path.stem}.{job.process_index}-of-{job.process_count}"
+                            f"{path.suffix}"))
 
 
 # ----------------------------------------------------------------------------- progress
@@ -292,7 +320,7 @@ def _debug_pictures(image: np.ndarray, res: pipeline.Result, task: outputs.Task)
   h, w = res.work_hw
   base = image if image.shape[:2] == (h, w) else visualize.resize_linear(image, (h, w))
   if res.importance:
-    eff = np.asarray(importance.effective_importance(res.importance, h, w))
+    eff = np.asarray(importance.effective_importance_jit(res.importance, h, w))
     save("importance", visualize.importance_panel(res.importance, (h, w), eff))
   for axis, removed in res.removed.items():
     # Height seams live on the width-resized maps: draw them over the input scaled to
@@ -365,6 +393,10 @@ def _preflight(job: Job, cfg: RetargetConfig) -> tuple[list[_Planned], list[dict
     tasks, folder = outputs.plan_tasks(job.input, job.output)
   except outputs.PathError as e:
     raise UserError(str(e)) from None
+  all_sources = [t.source for t in tasks]
+  if job.process_count > 1:  # names are planned over all inputs, so shares never collide
+    tasks = [tasks[i] for i in batching.process_share(len(tasks), job.process_index,
+                                                      job.process_count)]
   planned, failed = [], []
   for task in tasks:
     try:
@@ -391,8 +423,8 @@ def _preflight(job: Job, cfg: RetargetConfig) -> tuple[list[_Planned], list[dict
            for p in planned]
   paths += [(f"debug picture ({name})", path) for p in planned for name, path in p.task.debug.items()]
   if job.report:
-    paths.append(("--report", pathlib.Path(job.report)))
-  problems = outputs.check_paths(paths, [t.source for t in tasks], job.overwrite)
+    paths.append(("--report", pathlib.Path(report_path(job))))
+  problems = outputs.check_paths(paths, all_sources, job.overwrite)
   if problems:
     for line in problems[:-1]:
       error_line(line)
@@ -417,6 +449,7 @@ def run(job: Job, cfg: RetargetConfig) -> int:
   entries: list[dict] = []
   view = ProgressView(job.progress)
   current: dict[str, Any] = {}
+  report = report_path(job)
   try:
     try:
       planned, entries, folder = _preflight(job, cfg)
@@ -426,8 +459,8 @@ def run(job: Job, cfg: RetargetConfig) -> int:
       return EXIT_USAGE
     if not planned:
       error_line("no image could be processed")
-      if job.report:
-        write_report(job.report, entries)
+      if report:
+        write_report(report, entries)
       return EXIT_USAGE
     try:
       weights = weights_lib.load_vgg19(job.vgg_weights)
@@ -436,32 +469,63 @@ def run(job: Job, cfg: RetargetConfig) -> int:
       return EXIT_WEIGHTS
     status = EXIT_USAGE if entries else EXIT_OK
     if job.dry_run:
-      return _dry_run(planned, job) or status
-    for index, p in enumerate(planned):
-      current.pop("written", None)
-      current["task"] = p.task
-      code, entry = _run_one(p, index, len(planned), job, cfg, weights, view, current)
-      entries.append(entry)
-      if code != EXIT_OK:
-        status = status or code
-        if not folder:
+      return _dry_run(planned, job, cfg) or status
+    t_run = time.perf_counter()
+    with compilation.CompileCounter() as counter:
+      for group in _groups(planned, job, cfg):
+        current.pop("written", None)
+        current["tasks"] = [p.task for p in group]
+        before = counter.snapshot()
+        if len(group) == 1 and job.batch_size == 1:
+          index = planned.index(group[0])
+          results = [_run_one(group[0], index, len(planned), job, cfg, weights, view, current)]
+        else:
+          results = _run_batch(group, planned, job, cfg, weights, view, current)
+        used = (counter.snapshot() - before).to_json()
+        for code, entry in results:
+          if entry.get("status") == "ok" or entry.get("status") == "interrupted":
+            entry["compilations"] = {**used, "shared_by_images": len(group)}
+          entries.append(entry)
+          if code != EXIT_OK:
+            status = status or code
+        if any(code == EXIT_INTERRUPTED for code, _ in results) or (
+            status != EXIT_OK and not folder):
           break
-      if code == EXIT_INTERRUPTED:
-        break
+      totals = counter.snapshot()
+    n_ok = sum(e["status"] == "ok" for e in entries)
+    wall = time.perf_counter() - t_run
+    if len(planned) > 1:
+      print(f"dnr_jax: {n_ok} image(s) in {_fmt_s(wall)} ({n_ok / max(wall, 1e-9):.3g} "
+            f"images/s), {totals.compilations} XLA compilation(s) ({_fmt_s(totals.compile_s)})"
+            f", {totals.cache_hits} loaded from the persistent cache", file=sys.stderr)
     n_failed = sum(e["status"] == "error" for e in entries)
     if folder and n_failed:
       error_line(f"{n_failed} of {len(entries)} images failed (see the lines above"
-                 f"{' and the report' if job.report else ''})")
-    if job.report:
-      _write_report_or_fail(job.report, entries, folder)
+                 f"{' and the report' if report else ''})")
+    if report:
+      _write_report_or_fail(report, entries, folder)
     return status
   except KeyboardInterrupt:
     return _interrupted(job, view, current, entries, folder=current.get("folder", False))
 
 
-def _dry_run(planned: list[_Planned], job: Job) -> int:
+def _groups(planned: list[_Planned], job: Job, cfg: RetargetConfig) -> list[list[_Planned]]:
+  """One image at a time (batch size 1), or vmapped batches of equal working shapes."""
+  if job.batch_size == 1:
+    return [[p] for p in planned]
+  job_sizes = [pipeline.sizes((p.info.height, p.info.width), p.out_hw, cfg.work_size,
+                              cfg.work_multiple) for p in planned]
+  return [[planned[i] for i in idx] for idx in batching.plan_batches(job_sizes, job.batch_size)]
+
+
+def _dry_run(planned: list[_Planned], job: Job, cfg: RetargetConfig) -> int:
   """Decodes every input and prints its estimate line; writes nothing."""
   status = EXIT_OK
+  if job.batch_size > 1:
+    groups = _groups(planned, job, cfg)
+    print(f"dnr_jax: {len(planned)} image(s) in {len(groups)} batch(es) of up to "
+          f"{job.batch_size} (one compilation per working shape and batch size)",
+          file=sys.stderr)
   for index, p in enumerate(planned):
     try:
       image_io.load_image(p.task.source, job.max_pixels)
@@ -522,26 +586,102 @@ def _run_one(p: _Planned, index: int, count: int, job: Job, cfg: RetargetConfig,
   return EXIT_OK, entry
 
 
+def _run_batch(group: list[_Planned], planned: list[_Planned], job: Job, cfg: RetargetConfig,
+               weights, view: ProgressView, current: dict) -> list[tuple[int, dict]]:
+  """Images with equal working shapes as one vmapped batch over the local devices
+  (:mod:`dnr_jax.batching`, in the worker thread), then the writes. Per-image failures
+  become entries; the others go on."""
+  results: list[tuple[int, dict]] = []
+  loaded = []
+  for p in group:
+    try:
+      image = image_io.load_image(p.task.source, job.max_pixels)
+      if image.shape[:2] != (p.info.height, p.info.width):
+        raise image_io.ImageError(f"{p.task.source}: decoded size differs from its header")
+      loaded.append((p, image))
+    except image_io.ImageError as e:
+      error_line(str(e))
+      results.append((EXIT_USAGE, {"input": str(p.task.source), "output": str(p.task.output),
+                                   "status": "error", "error": str(e)}))
+  if not loaded:
+    return results
+  current["tasks"] = [p.task for p, _ in loaded]
+  if "mesh" not in current:
+    current["mesh"] = batching.batch_mesh()
+  mesh = current["mesh"]
+  first = planned.index(loaded[0][0])
+  e = loaded[0][0].estimate
+  expected = {k: sum(p.estimate.seconds.get(k, 0.0) for p, _ in loaded) for k in e.seconds}
+  print(f"dnr_jax [{first + 1}-{first + len(loaded)}/{len(planned)}]: batch of {len(loaded)} "
+        f"({', '.join(p.task.source.name for p, _ in loaded[:4])}"
+        f"{', ...' if len(loaded) > 4 else ''}), working size {e.work_hw[1]}x{e.work_hw[0]} -> "
+        f"{e.work_out_hw[1]}x{e.work_out_hw[0]} on {mesh.devices.size} device(s); expected "
+        f"~{_fmt_s(sum(expected.values()))} ({e.machine})", file=sys.stderr, flush=True)
+  view.start_task(expected)
+  t0 = time.perf_counter()
+  try:
+    outcomes = in_worker(lambda: batching.retarget_batch(
+        weights, [im for _, im in loaded], [p.out_hw for p, _ in loaded], cfg, mesh,
+        view.update, padded_size=batching.batch_shape(len(loaded), job.batch_size,
+                                                      mesh.devices.size)), view)
+  except ValueError as err:
+    view.close()
+    for p, _ in loaded:
+      error_line(f"{p.task.source}: {err}")
+      results.append((EXIT_USAGE, {"input": str(p.task.source), "output": str(p.task.output),
+                                   "status": "error", "error": str(err)}))
+    return results
+  view.close()
+  wall = time.perf_counter() - t0
+  for k, ((p, image), res) in enumerate(zip(loaded, outcomes)):
+    task = p.task
+    fail_entry = {"input": str(task.source), "output": str(task.output), "status": "error"}
+    if isinstance(res, Exception):
+      code = EXIT_NUMERICAL if isinstance(res, pipeline.NumericalError) else EXIT_USAGE
+      error_line(f"{task.source}: {res}")
+      results.append((code, {**fail_entry, "error": str(res)}))
+      continue
+    try:
+      image_io.save_image(res.output, task.output, protect=(task.source,))
+      debug = _debug_pictures(image, res, task) if job.save_debug else []
+    except (image_io.ImageError, ValueError) as err:
+      msg = str(err) if str(task.source) in str(err) else f"{task.source}: {err}"
+      error_line(msg)
+      results.append((EXIT_USAGE, {**fail_entry, "error": msg}))
+      continue
+    entry = _report_entry(task, image, res, cfg, weights, debug, wall, p.estimate)
+    entry["batch"] = {"size": len(loaded), "index": k, "devices": int(mesh.devices.size),
+                      "seconds": round(wall, 3)}
+    results.append((EXIT_OK, entry))
+  current["written"] = True
+  logging.info("batch of %d written in %.1f s (%s)", len(loaded), wall,
+               ", ".join(f"{k} {v:.1f} s" for k, v in outcomes[0].timings.items())
+               if isinstance(outcomes[0], pipeline.Result) else "")
+  return results
+
+
 def _interrupted(job: Job, view: ProgressView, current: dict, entries: list[dict],
                  folder: bool) -> int:
   """Ctrl-C / SIGTERM in the main thread: keep what can be kept, then exit 130."""
   try:
     view.enabled = False
     print("", file=sys.stderr)
-    task = current.get("task")
-    if task is not None and view.best is not None and not current.get("written"):
-      image_io.save_image(view.best(), task.output, protect=(task.source,))
-      print(f"dnr_jax: interrupted; wrote the best image so far to {task.output}",
-            file=sys.stderr)
-      entries.append({"input": str(task.source), "output": str(task.output),
-                      "status": "interrupted"})
+    tasks = current.get("tasks") or []
+    if tasks and view.best is not None and not current.get("written"):
+      best = view.best()
+      for task, image in zip(tasks, best if isinstance(best, list) else [best]):
+        image_io.save_image(image, task.output, protect=(task.source,))
+        print(f"dnr_jax: interrupted; wrote the best image so far to {task.output}",
+              file=sys.stderr)
+        entries.append({"input": str(task.source), "output": str(task.output),
+                        "status": "interrupted"})
     else:
       print("dnr_jax: interrupted before an image was produced; nothing was written"
             + (" for the current image" if entries else ""), file=sys.stderr)
-      if task is not None:
+      for task in tasks:
         entries.append({"input": str(task.source), "output": None, "status": "interrupted"})
-    if job.report and entries:
-      _write_report_or_fail(job.report, entries, folder)
+    if report_path(job) and entries:
+      _write_report_or_fail(report_path(job), entries, folder)
   except KeyboardInterrupt:
     print("dnr_jax: interrupted again; stopping now", file=sys.stderr)
   except (image_io.ImageError, OSError) as e:

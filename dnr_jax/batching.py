@@ -86,10 +86,24 @@ def batch_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
   return Mesh(np.asarray(devices), (BATCH_AXIS,))
 
 
-def padded_batch(n: int, mesh: Mesh) -> int:
-  """The batch rounded up to a multiple of the mesh size (every device gets a slice)."""
-  d = mesh.devices.size
-  return -(-n // d) * d
+def batch_shape(n: int, batch_size: int, num_devices: int = 1) -> int:
+  """The static batch a group of ``n`` <= ``batch_size`` images runs as.
+
+  The smallest of the powers of two below ``batch_size`` and ``batch_size`` itself
+  that holds ``n``, rounded up to a multiple of the device count (every device gets
+  a slice): a bucket's last, partial batch reuses one of at most log2(batch_size) + 1
+  compiled shapes, at the price of at most doubling that batch's work.
+  """
+  if not 1 <= n <= max(batch_size, 1):
+    raise ValueError(f"{n} images do not fit a batch of {batch_size}")
+  shape = batch_size
+  p = 1
+  while p < batch_size:
+    if p >= n:
+      shape = p
+      break
+    p *= 2
+  return -(-shape // num_devices) * num_devices
 
 
 def shard_batch(x: np.ndarray, mesh: Mesh) -> jax.Array:
@@ -116,7 +130,7 @@ def retarget_batch(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
                    out_hws: Sequence[tuple[int, int]], config: RetargetConfig = RetargetConfig(),
                    mesh: Mesh | None = None,
                    progress: pipeline.ProgressFn | None = None,
-                   unroll: bool = True) -> list:
+                   unroll: bool = True, padded_size: int | None = None) -> list:
   """Retargets images that share working shapes as one vmapped batch.
 
   Args:
@@ -129,6 +143,9 @@ def retarget_batch(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
     progress: ``progress(phase, done, total, info)``; during the optimisation
       ``info["best"]`` returns the list of best outputs so far (uint8, full size).
     unroll: unrolled Adam chunks (faster on XLA:CPU) or rolled loops.
+    padded_size: the static batch the images run as (repeats of the last image fill
+      it; see :func:`batch_shape`); default: ``len(images)`` rounded up to a multiple
+      of the mesh size.
 
   Returns:
     One entry per image: a :class:`pipeline.Result`, or the exception that stopped
@@ -165,7 +182,10 @@ def retarget_batch(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
   # 1. working-size inputs, per image (one jit per input size, cheap), then one batch
   works = timed("downscale", lambda: np.stack(
       [np.asarray(pipeline.downscale(im, key.work, size_classes=True)) for im in images]))
-  padded = padded_batch(n, mesh)
+  padded = batch_shape(n, n, mesh.devices.size) if padded_size is None else padded_size
+  if padded < n or padded % mesh.devices.size:
+    raise ValueError(f"padded_size {padded} must hold {n} images and split over "
+                     f"{mesh.devices.size} devices")
   works = np.concatenate([works, np.repeat(works[-1:], padded - n, axis=0)])
   batch = shard_batch(works, mesh)
 
@@ -178,7 +198,7 @@ def retarget_batch(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
     out = []
     for i in range(n):
       p_i = _take(prep_host, i)
-      fin = jnp.asarray(work_finals[i])
+      fin = work_finals[i]
       if job_sizes[i].full_resolution:
         fin = _full_res(images[i], p_i, fin, job_sizes[i], cfg, shallow)
       out.append(pipeline.to_uint8(fin))
@@ -249,7 +269,7 @@ def retarget_batch(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
       def report(d, t, base=rows_done[0], rows=s.out[0]):
         if progress:
           progress("full resolution", base + int(d * rows / max(t, 1)), total_rows, {})
-      output = _full_res(images[i], p_i, jnp.asarray(output), s, cfg, shallow, report)
+      output = _full_res(images[i], p_i, output, s, cfg, shallow, report)
       rows_done[0] += s.out[0]
     results.append(pipeline.make_result(
         s, p_i, recon_np[i], output, [float(x) for x in recon_losses[i]],
@@ -278,9 +298,11 @@ def retarget_many(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
   job_sizes = [pipeline.validate(tuple(im.shape[:2]), tuple(o), config, weights.arch)
                for im, o in zip(images, out_hws)]
   out: list = [None] * len(images)
+  mesh = batch_mesh() if mesh is None else mesh
   for idx in plan_batches(job_sizes, batch_size):
     res = retarget_batch(weights, [images[i] for i in idx], [out_hws[i] for i in idx], config,
-                         mesh, progress)
+                         mesh, progress,
+                         padded_size=batch_shape(len(idx), batch_size, mesh.devices.size))
     for i, r in zip(idx, res):
       out[i] = r
   return out

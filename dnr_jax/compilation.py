@@ -8,7 +8,8 @@ user's cache dir) and caches every executable, not only those that took over a s
 
 :class:`CompileCounter` counts, through ``jax.monitoring`` events (public API):
 - ``compilations``: XLA backend compilations that actually ran (a persistent-cache hit
-  is not one) and their seconds;
+  is not one); ``compile_s``: seconds spent building executables (compiling, or
+  loading from the cache);
 - ``cache_hits``: executables loaded from the persistent cache;
 - ``trace_s``: tracing and lowering seconds (paid even on a cache hit).
 """
@@ -55,17 +56,22 @@ def enable_persistent_cache(path: str | os.PathLike) -> pathlib.Path:
 
 @dataclasses.dataclass
 class CompileStats:
-  compilations: int = 0
-  compile_s: float = 0.0
+  requests: int = 0  # executables built: compiled, or loaded from the persistent cache
+  compile_s: float = 0.0  # seconds building them (compiling or loading)
   cache_hits: int = 0
   trace_s: float = 0.0
+
+  @property
+  def compilations(self) -> int:
+    """XLA compilations that really ran (persistent-cache hits excluded)."""
+    return self.requests - self.cache_hits
 
   def to_json(self) -> dict:
     return {"compilations": self.compilations, "compile_s": round(self.compile_s, 3),
             "persistent_cache_hits": self.cache_hits, "trace_s": round(self.trace_s, 3)}
 
   def __sub__(self, other: "CompileStats") -> "CompileStats":
-    return CompileStats(self.compilations - other.compilations,
+    return CompileStats(self.requests - other.requests,
                         self.compile_s - other.compile_s,
                         self.cache_hits - other.cache_hits, self.trace_s - other.trace_s)
 
@@ -84,8 +90,8 @@ class CompileCounter:
 
   def _on_duration(self, event: str, seconds: float, **_) -> None:
     with self._lock:
-      if event == _BACKEND_COMPILE:
-        self._stats.compilations += 1
+      if event == _BACKEND_COMPILE:  # recorded around compile-or-load
+        self._stats.requests += 1
         self._stats.compile_s += seconds
       elif event in _TRACE:
         self._stats.trace_s += seconds

@@ -137,7 +137,7 @@ def tiled(fn, rows: int, tile: int, cols: int, channels: int = 3, progress=None)
   out = np.empty((rows, cols, channels), np.float32)
   for start in range(0, rows, tile):
     n = min(tile, rows - start)
-    out[start:start + n] = np.asarray(fn(jnp.int32(start)))[:n]
+    out[start:start + n] = np.asarray(fn(np.int32(start)))[:n]
     if progress:
       progress(start + n, rows)
   return out

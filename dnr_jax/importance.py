@@ -43,3 +43,7 @@ def effective_importance(maps: Mapping[str, jax.Array], height: int, width: int)
     chex.assert_rank(s, 2)
     total = total + jax.image.resize(normalise(s), (height, width), "linear")
   return total
+
+
+# One compilation per set of map shapes (the debug pictures of a batch share it).
+effective_importance_jit = jax.jit(effective_importance, static_argnums=(1, 2))

@@ -16,8 +16,10 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 from dnr_jax import app as dnr_app
+from dnr_jax import compilation
 from dnr_jax import config
 from dnr_jax import image_io
 
@@ -51,6 +53,22 @@ flags.DEFINE_integer("work_size", _D.work_size,
                      "reconstruction run; larger inputs are delivered at full resolution "
                      "(lifted seams and warp + the reconstruction's low frequencies). "
                      "0: run at the input's size.")
+flags.DEFINE_integer("work_multiple", _D.work_multiple,
+                     "Round the working sides to a multiple of this many pixels (e.g. 32), so "
+                     "that photos of nearly the same aspect ratio share one compilation and "
+                     "one batch. 1: keep the exact aspect ratio.")
+flags.DEFINE_integer("batch_size", 1,
+                     "Images retargeted together (folder input): photos with the same "
+                     "working shapes are grouped into vmapped batches of this size, split "
+                     "over all local devices. 1: one image at a time.")
+flags.DEFINE_string("compilation_cache", str(compilation.default_cache_dir()),
+                    "Folder of JAX's persistent compilation cache: a second run of the same "
+                    "sizes compiles nothing. Empty: no persistent cache.")
+flags.DEFINE_bool("distributed", False,
+                  "Multi-host run: call jax.distributed.initialize() (cluster settings from "
+                  "the environment, e.g. SLURM, or JAX_COORDINATOR_ADDRESS, "
+                  "JAX_NUM_PROCESSES, JAX_PROCESS_ID) and retarget this process's share of "
+                  "the folder on its local devices.")
 
 flags.DEFINE_list("layers", list(_D.operator.layers), "Feature layers of the deep operator.")
 flags.DEFINE_float("alpha", _D.operator.alpha, "Eq. 2 damping inside deeper seams' receptive fields.")
@@ -109,7 +127,7 @@ def config_from_flags() -> config.RetargetConfig:
             steps=FLAGS.refine_steps, learning_rate=FLAGS.refine_learning_rate,
             control_cell=FLAGS.refine_cell, smoothness=FLAGS.refine_smoothness,
             max_shift=FLAGS.refine_max_shift),
-        work_size=FLAGS.work_size)
+        work_size=FLAGS.work_size, work_multiple=FLAGS.work_multiple)
   except ValueError as e:
     raise dnr_app.UserError(str(e)) from None
 
@@ -121,7 +139,7 @@ def job_from_flags() -> dnr_app.Job:
       target_width=FLAGS.target_width, target_height=FLAGS.target_height,
       vgg_weights=FLAGS.vgg_weights, save_debug=FLAGS.save_debug, report=FLAGS.report,
       progress=FLAGS.progress, overwrite=FLAGS.overwrite, max_pixels=FLAGS.max_pixels,
-      dry_run=FLAGS.dry_run)
+      dry_run=FLAGS.dry_run, batch_size=FLAGS.batch_size)
 
 
 def main(argv):
@@ -132,6 +150,14 @@ def main(argv):
     job = job_from_flags()
   except dnr_app.UserError as e:
     dnr_app.fail(dnr_app.EXIT_USAGE, str(e))
+  if FLAGS.compilation_cache:
+    try:
+      compilation.enable_persistent_cache(FLAGS.compilation_cache)
+    except OSError as e:
+      logging.warning("no persistent compilation cache: cannot write in %s (%s)",
+                      FLAGS.compilation_cache, e.strerror or e)
+  if FLAGS.distributed:
+    job = dnr_app.start_distributed(job)
   dnr_app.exit_now(dnr_app.run(job, cfg))
 
 

@@ -62,11 +62,18 @@ def nearest_patch_distances(queries: jax.Array, refs: jax.Array, block: int = 10
   return jax.lax.map(one, q).reshape(-1)[:nq]
 
 
-def _rescale(image: np.ndarray, height: int) -> jax.Array:
-  image = jnp.asarray(image, jnp.float32) / 255.0
-  h, w = image.shape[:2]
-  width = max(1, round(w * height / h))
-  return jax.image.resize(image, (height, width, image.shape[2]), "linear", antialias=True)
+def _rescale(image: jax.Array, hw: tuple[int, int]) -> jax.Array:
+  image = image.astype(jnp.float32) / 255.0
+  return jax.image.resize(image, (*hw, image.shape[2]), "linear", antialias=True)
+
+
+@functools.partial(jax.jit, static_argnames=("patch", "o_hw", "i_hw"))
+def _bidirectional(output, original, patch, o_hw, i_hw):
+  o, i = _rescale(output, o_hw), _rescale(original, i_hw)
+  po, pi = extract_patches(o, patch), extract_patches(i, patch)
+  dim = po.shape[1]
+  return (jnp.mean(nearest_patch_distances(po, pi)) / dim,
+          jnp.mean(nearest_patch_distances(pi, po)) / dim)
 
 
 def bidirectional_similarity(output: np.ndarray, original: np.ndarray, patch: int = 7,
@@ -74,13 +81,13 @@ def bidirectional_similarity(output: np.ndarray, original: np.ndarray, patch: in
   """{'coherence': ..., 'completeness': ...}: mean squared patch distances per element.
 
   Both images are scaled by the same factor (the original to ``scale_height`` px high)
-  so patches of the two images cover the same scene extent.
+  so patches of the two images cover the same scene extent. One jit per pair of sizes.
   """
   factor = scale_height / original.shape[0]
-  o = _rescale(output, max(patch, round(output.shape[0] * factor)))
-  i = _rescale(original, scale_height)
-  po, pi = extract_patches(o, patch), extract_patches(i, patch)
-  dim = po.shape[1]
-  coherence = jnp.mean(nearest_patch_distances(po, pi)) / dim
-  completeness = jnp.mean(nearest_patch_distances(pi, po)) / dim
+  (oh, ow), (ih, iw) = output.shape[:2], original.shape[:2]
+  o_h = max(patch, round(oh * factor))
+  o_hw = (o_h, max(1, round(ow * o_h / oh)))
+  i_hw = (scale_height, max(1, round(iw * scale_height / ih)))
+  coherence, completeness = _bidirectional(jax.device_put(np.asarray(output)), jax.device_put(np.asarray(original)), patch,
+                                           o_hw, i_hw)
   return {"coherence": float(coherence), "completeness": float(completeness)}

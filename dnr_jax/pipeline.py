@@ -143,12 +143,14 @@ def downscale(image, work_hw: tuple[int, int], size_classes: bool = False) -> ja
   photos of many sizes share one compilation; the result is the same.
   """
   if tuple(image.shape[:2]) == tuple(work_hw):
+    if isinstance(image, np.ndarray):  # no eager convert (one compilation per shape)
+      return jax.device_put(image.astype(np.float32))
     return jnp.asarray(image).astype(jnp.float32)
   if not size_classes:
     return _resize(image, tuple(work_hw), "linear")
   h, w = image.shape[:2]
   padded = fullres.pad_to(np.asarray(image), (fullres.size_class(h), fullres.size_class(w)))
-  return _resize_padded(padded, jnp.asarray([h, w], jnp.int32), tuple(work_hw))
+  return _resize_padded(padded, np.asarray([h, w], np.int32), tuple(work_hw))
 
 
 @functools.partial(jax.jit, static_argnames=("out_hw",))
@@ -377,7 +379,7 @@ def full_resolution(image: jax.Array, prep: Prepared, work_final: jax.Array, s: 
     """``fn(start, n)`` -> rows [start, start + n) of a (rows, length, 3) result whose
     first ``cols`` columns are real; returns (rows, cols, 3)."""
     if not host:
-      return fn(jnp.int32(0), rows)[:, :cols]
+      return fn(np.int32(0), rows)[:, :cols]
     report = (lambda d, _: progress(done[0] + d, total)) if progress else None
     out = fullres.tiled(lambda start: fn(start, tile), rows, tile, length, progress=report)
     done[0] += rows
@@ -388,10 +390,10 @@ def full_resolution(image: jax.Array, prep: Prepared, work_final: jax.Array, s: 
     rows, cols = src.shape[:2]
     lift, length = _lift(axis_plan, shallow), cls(out_cols)
     if host:
-      src = jnp.asarray(fullres.pad_to(np.asarray(src), (cls(rows), cls(cols))))
-    size = jnp.asarray([rows, cols], jnp.int32)
-    return run(lambda st, n: fullres.lifted_tile(src, lift, st, n, (size[0], size[1]),
-                                                 jnp.int32(out_cols), length),
+      src = jax.device_put(fullres.pad_to(np.asarray(src), (cls(rows), cls(cols))))
+    size = (np.int32(rows), np.int32(cols))
+    return run(lambda st, n: fullres.lifted_tile(src, lift, st, n, size, np.int32(out_cols),
+                                                 length),
                rows, out_cols, length)
 
   xp = np if host else jnp
@@ -405,8 +407,8 @@ def full_resolution(image: jax.Array, prep: Prepared, work_final: jax.Array, s: 
     base = _resize(image, (oh, ow), "linear")
   else:  # noise init: the input's detail has no place to go; upsample the result
     base = _resize(init, (oh, ow), "cubic")
-  out_size = jnp.asarray([oh, ow], jnp.int32)
-  corr = run(lambda st, n: _correction_tile(work_final, init, (out_size[0], out_size[1]), st,
+  out_size = (np.int32(oh), np.int32(ow))
+  corr = run(lambda st, n: _correction_tile(work_final, init, out_size, st,
                                             n, (cls(oh), cls(ow))), oh, ow, cls(ow))
   if not host:
     return jnp.clip(base + corr, 0.0, 255.0)
@@ -420,7 +422,7 @@ def full_resolution_tiled(image, prep: Prepared, work_final, s: Sizes, cfg: Reta
   """:func:`full_resolution` in row tiles sized for a 64 MB budget (the host path)."""
   cls = fullres.size_class
   tile = fullres.tile_rows(max(cls(s.out[1]), cls(s.image[1])), cls(s.image[1]))
-  return full_resolution(np.asarray(image), prep, jnp.asarray(work_final), s, cfg, shallow,
+  return full_resolution(np.asarray(image), prep, jax.device_put(work_final), s, cfg, shallow,
                          tile=tile, progress=progress)
 
 
