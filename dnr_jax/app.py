@@ -124,13 +124,16 @@ def check_job_flags(job: Job) -> None:
     raise UserError(f"--batch_size must be in [1, 4096], got {job.batch_size}")
 
 
-def start_distributed(job: Job) -> Job:
-  """``jax.distributed.initialize()`` from the environment; the job gets this process's
-  index and count (each process retargets its share of the inputs on its own devices)."""
+def start_distributed(job: Job, coordinator_address: str | None = None,
+                      num_processes: int | None = None, process_id: int | None = None) -> Job:
+  """``jax.distributed.initialize()`` (unset arguments are detected from the cluster);
+  the job gets this process's index and count: each process retargets its share of
+  the inputs on its own devices."""
   import jax  # pylint: disable=g-import-not-at-top
   try:
-    jax.distributed.initialize()
-  except (RuntimeError, ValueError) as e:
+    jax.distributed.initialize(coordinator_address, num_processes, process_id,
+                               initialization_timeout=120)
+  except (RuntimeError, ValueError, TypeError) as e:
     raise UserError(f"--distributed: cannot join the cluster: {str(e).splitlines()[0]}") from None
   return dataclasses.replace(job, process_index=jax.process_index(),
                              process_count=jax.process_count())
@@ -609,7 +612,8 @@ def _run_batch(group: list[_Planned], planned: list[_Planned], job: Job, cfg: Re
   if "mesh" not in current:
     current["mesh"] = batching.batch_mesh()
   mesh = current["mesh"]
-  first = planned.index(loaded[0][0])
+  first = current.get("started", 0)
+  current["started"] = first + len(loaded)
   e = loaded[0][0].estimate
   expected = {k: sum(p.estimate.seconds.get(k, 0.0) for p, _ in loaded) for k in e.seconds}
   print(f"dnr_jax [{first + 1}-{first + len(loaded)}/{len(planned)}]: batch of {len(loaded)} "

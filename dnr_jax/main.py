@@ -65,10 +65,14 @@ flags.DEFINE_string("compilation_cache", str(compilation.default_cache_dir()),
                     "Folder of JAX's persistent compilation cache: a second run of the same "
                     "sizes compiles nothing. Empty: no persistent cache.")
 flags.DEFINE_bool("distributed", False,
-                  "Multi-host run: call jax.distributed.initialize() (cluster settings from "
-                  "the environment, e.g. SLURM, or JAX_COORDINATOR_ADDRESS, "
-                  "JAX_NUM_PROCESSES, JAX_PROCESS_ID) and retarget this process's share of "
-                  "the folder on its local devices.")
+                  "Multi-host run: call jax.distributed.initialize() and retarget this "
+                  "process's share of the folder on its local devices. On SLURM, Open MPI "
+                  "and the other clusters JAX detects, nothing else is needed; elsewhere "
+                  "give --coordinator_address, --num_processes and --process_id.")
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (--distributed; "
+                    "default: detected, or $JAX_COORDINATOR_ADDRESS).")
+flags.DEFINE_integer("num_processes", None, "Processes in the run (--distributed).")
+flags.DEFINE_integer("process_id", None, "This process's index (--distributed).")
 
 flags.DEFINE_list("layers", list(_D.operator.layers), "Feature layers of the deep operator.")
 flags.DEFINE_float("alpha", _D.operator.alpha, "Eq. 2 damping inside deeper seams' receptive fields.")
@@ -157,7 +161,11 @@ def main(argv):
       logging.warning("no persistent compilation cache: cannot write in %s (%s)",
                       FLAGS.compilation_cache, e.strerror or e)
   if FLAGS.distributed:
-    job = dnr_app.start_distributed(job)
+    try:
+      job = dnr_app.start_distributed(job, FLAGS.coordinator_address, FLAGS.num_processes,
+                                      FLAGS.process_id)
+    except dnr_app.UserError as e:
+      dnr_app.fail(dnr_app.EXIT_USAGE, str(e))
   dnr_app.exit_now(dnr_app.run(job, cfg))
 
 

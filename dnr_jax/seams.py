@@ -26,7 +26,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-INF = jnp.float32(jnp.inf)
+INF = float("inf")  # a Python float: no device array at import (jax.distributed needs that)
 
 
 class StepCosts(NamedTuple):

@@ -60,3 +60,17 @@ def count_compilations():
 def compilations_fixture():
   """``with compilations() as seen:`` lists the XLA compilations made inside the block."""
   return count_compilations
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_home(tmp_path_factory):
+  """CLI subprocesses put their persistent compilation cache in a temporary cache home,
+  never in the user's (and share it with one another, as a user's runs would)."""
+  import os  # pylint: disable=g-import-not-at-top
+  old = os.environ.get("XDG_CACHE_HOME")
+  os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache_home"))
+  yield
+  if old is None:
+    os.environ.pop("XDG_CACHE_HOME", None)
+  else:
+    os.environ["XDG_CACHE_HOME"] = old
