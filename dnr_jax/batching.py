@@ -32,7 +32,6 @@ import time
 from typing import Callable, NamedTuple, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 from jax.sharding import NamedSharding
@@ -164,7 +163,7 @@ def retarget_batch(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
                      "images with plan_batches first")
   key = keys.pop()
   mesh = batch_mesh() if mesh is None else mesh
-  rep_weights = replicate(weights, mesh)
+  rep_weights = replicate(weights.replace(compute_dtype=config.compute_dtype), mesh)
   cfg = config
   timings: dict[str, float] = {}
   shallow = deep_carving.sort_layers(cfg.operator.layers, arch)[0]

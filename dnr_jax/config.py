@@ -111,8 +111,13 @@ class RetargetConfig:
   # Photos whose working shapes then agree share one compilation and one vmapped batch
   # (dnr_jax.batching); the lift back to full resolution absorbs the small anisotropy.
   work_multiple: int = 1
+  # The VGG convolutions' dtype: "float32", or "bfloat16" (faster on accelerators;
+  # see docs/RESULTS.md, "Batches and devices", for its quality).
+  compute_dtype: str = "float32"
 
   def __post_init__(self):
+    if self.compute_dtype not in ("float32", "bfloat16"):
+      raise ValueError(f"compute_dtype must be float32 or bfloat16, got {self.compute_dtype!r}")
     if not isinstance(self.work_size, int) or self.work_size < 0:
       raise ValueError(f"work_size must be 0 (off) or a positive number of pixels, got "
                        f"{self.work_size}")

@@ -64,6 +64,8 @@ flags.DEFINE_integer("batch_size", 1,
 flags.DEFINE_string("compilation_cache", str(compilation.default_cache_dir()),
                     "Folder of JAX's persistent compilation cache: a second run of the same "
                     "sizes compiles nothing. Empty: no persistent cache.")
+flags.DEFINE_enum("compute_dtype", _D.compute_dtype, ["float32", "bfloat16"],
+                  "dtype of the VGG convolutions (bfloat16: faster on accelerators).")
 flags.DEFINE_bool("distributed", False,
                   "Multi-host run: call jax.distributed.initialize() and retarget this "
                   "process's share of the folder on its local devices. On SLURM, Open MPI "
@@ -131,7 +133,8 @@ def config_from_flags() -> config.RetargetConfig:
             steps=FLAGS.refine_steps, learning_rate=FLAGS.refine_learning_rate,
             control_cell=FLAGS.refine_cell, smoothness=FLAGS.refine_smoothness,
             max_shift=FLAGS.refine_max_shift),
-        work_size=FLAGS.work_size, work_multiple=FLAGS.work_multiple)
+        work_size=FLAGS.work_size, work_multiple=FLAGS.work_multiple,
+        compute_dtype=FLAGS.compute_dtype)
   except ValueError as e:
     raise dnr_app.UserError(str(e)) from None
 

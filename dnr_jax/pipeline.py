@@ -368,7 +368,7 @@ def full_resolution(image: jax.Array, prep: Prepared, work_final: jax.Array, s: 
   per size class, not per photo size) and returns a NumPy array. Both return float32
   0..255, (H', W', 3).
   """
-  (h, w), (oh, ow) = s.image, s.out
+  h, (oh, ow) = s.image[0], s.out
   plan, init = prep.plan, prep.init
   total = (h if plan.width is not None else 0) + (ow if plan.height is not None else 0) + oh
   done = [0]
@@ -459,6 +459,7 @@ def _run_phases(weights: vgg.VGGWeights, image: jax.Array, out_hw: tuple[int, in
                 cfg: RetargetConfig, runner: _Runner) -> _Outcome:
   """The one sequence of phases behind :func:`retarget` and :func:`retarget_pure`."""
   s = validate(tuple(image.shape[:2]), tuple(out_hw), cfg, weights.arch)
+  weights = weights.replace(compute_dtype=cfg.compute_dtype)
   shallow = deep_carving.sort_layers(cfg.operator.layers, weights.arch)[0]
   work = runner.phase("downscale", lambda: downscale(image, s.work, runner.size_classes))
   prep = runner.phase("prepare", lambda: prepare(weights, work, s.work_out, cfg))

@@ -148,6 +148,9 @@ class VGGWeights:
   params: dict
   arch: str = struct.field(pytree_node=False, default="vgg19")
   convention: InputConvention = struct.field(pytree_node=False, default=CAFFE_BGR)
+  # The dtype of the convolutions ("float32" or "bfloat16": params and activations
+  # cast, features returned as float32). Static: another dtype is another jit.
+  compute_dtype: str = struct.field(pytree_node=False, default="float32")
 
 
 def features(weights: VGGWeights, rgb: jax.Array,
@@ -156,7 +159,12 @@ def features(weights: VGGWeights, rgb: jax.Array,
   chex.assert_rank(rgb, 4)
   chex.assert_axis_dimension(rgb, 3, 3)
   x = weights.convention.apply(rgb)
-  return VGG(weights.arch).apply({"params": weights.params}, x, tuple(layers))
+  if weights.compute_dtype == "float32":
+    return VGG(weights.arch).apply({"params": weights.params}, x, tuple(layers))
+  dtype = jnp.dtype(weights.compute_dtype)
+  params = jax.tree_util.tree_map(lambda a: a.astype(dtype), weights.params)
+  feats = VGG(weights.arch).apply({"params": params}, x.astype(dtype), tuple(layers))
+  return {k: v.astype(jnp.float32) for k, v in feats.items()}
 
 
 def random_weights(key: chex.PRNGKey, arch: str = "vgg19",

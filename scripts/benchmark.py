@@ -10,6 +10,10 @@
 Writes ``results/benchmark/benchmark.md``, ``benchmark.json`` and ``scaling.png``.
 
     python scripts/benchmark.py [--quick]
+    python scripts/benchmark.py --batch [--batch_sizes=1,2,4,8,16,32]   # batches, devices
+    python scripts/benchmark.py --folder DIR                            # the CLI on a folder
+
+(``--batch`` and ``--folder``: see scripts/benchmark_batch.py.)
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import _photos
+import benchmark_batch
 from dnr_jax import baselines
 from dnr_jax import config
 from dnr_jax import pipeline
@@ -215,10 +220,25 @@ def main():
   ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
   ap.add_argument("--out", default="results/benchmark")
   ap.add_argument("--repeat", type=int, default=3)
+  ap.add_argument("--batch", action="store_true",
+                  help="only batches: images/s by batch size, loops, bfloat16")
+  ap.add_argument("--batch_sizes", default="",
+                  help="comma-separated (default 1,2,4 on CPU, 1..32 on accelerators)")
+  ap.add_argument("--no_loops", action="store_true", help="--batch: skip rolled vs unrolled")
+  ap.add_argument("--no_dtypes", action="store_true", help="--batch: skip bfloat16")
+  ap.add_argument("--folder", default="", help="the CLI on this folder: one by one vs batched")
+  ap.add_argument("--folder_batch_size", type=int, default=8)
+  ap.add_argument("--work_multiple", type=int, default=32)
   args = ap.parse_args()
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
+  if args.folder:
+    benchmark_batch.main_folder(args, out)
+    return
   w = weights_lib.load_vgg19()
+  if args.batch:
+    benchmark_batch.main_batch(args, w, out)
+    return
   dev = jax.devices()[0]
   results = {"date": time.strftime("%Y-%m-%d"), "quick": args.quick,
              "device": f"{dev.platform}: {dev.device_kind}, {platform.processor() or platform.machine()}, "

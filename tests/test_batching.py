@@ -2,7 +2,6 @@
 one, compile once per bucket, a mesh of 8 forced CPU devices, multi-process shares,
 the CLI's batch mode, the persistent compilation cache."""
 
-import dataclasses
 import json
 import os
 import pathlib
@@ -11,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 
-import jax
 import numpy as np
 import pytest
 from PIL import Image

@@ -277,6 +277,25 @@ def test_sigterm_mid_optimisation_keeps_the_best_image(env):
   assert not list(d.glob(".tmp*"))
 
 
+def test_sigterm_mid_batch_keeps_every_image_of_the_batch(env):
+  d = case_dir(env, "sigterm_batch")
+  (d / "in").mkdir()
+  Image.fromarray(env["photo"]).save(d / "in" / "a.png")
+  Image.fromarray(np.ascontiguousarray(env["photo"][:, ::-1])).save(d / "in" / "b.png")
+  code, err = _interrupt_run(
+      [f"--input={d}/in", f"--output={d}/out", "--width_ratio=0.75", "--steps=100000",
+       "--chunk=1", "--batch_size=2", "--compilation_cache=", f"--vgg_weights={env['weights']}",
+       f"--report={d}/r.json"], r"reconstruction: started", 0.5, sig=signal.SIGTERM)
+  assert code == 130, err
+  assert "Traceback" not in err
+  assert err.count("best image so far") == 2, err
+  for name in ("a", "b"):
+    assert np.asarray(Image.open(d / "out" / f"{name}.png")).shape == (64, 72, 3)
+  report = json.loads((d / "r.json").read_text())
+  assert sorted(e["status"] for e in report) == ["interrupted", "interrupted"]
+  assert not list((d / "out").glob(".tmp*"))
+
+
 # ----------------------------------------------------------------------------- smaller ones
 
 
