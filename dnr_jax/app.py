@@ -350,7 +350,7 @@ def _report_entry(task: outputs.Task, image, res: pipeline.Result, cfg: Retarget
   work_in = image if small is not None else visualize.resize_linear(image, res.work_hw)
   work_out = small if small is not None else visualize.resize_linear(res.output,
                                                                      res.reconstructed.shape[:2])
-  ss = float(metrics.semantic_score_jit(weights, work_out, work_in))
+  scores = metrics.all_scores(weights, work_out, work_in)
   return {
       "input": str(task.source), "output": str(task.output), "status": "ok",
       "renamed_to_avoid_collision": task.renamed,
@@ -362,9 +362,9 @@ def _report_entry(task: outputs.Task, image, res: pipeline.Result, cfg: Retarget
       "losses": {"reconstruction": res.recon_losses, "refinement": res.refine_losses},
       "timings_s": {**{k: round(v, 3) for k, v in res.timings.items()}, "total": round(wall, 3)},
       "estimate": estimate.to_json(),
-      "scores": {"semantic_score_block5_conv1": ss,
-                 "scored_at": "working size",
-                 **metrics.bidirectional_similarity(work_out, work_in)},
+      "scores": {"semantic_score_block5_conv1": scores["semantic_score"],
+                 "scored_at": "working size", "coherence": scores["coherence"],
+                 "completeness": scores["completeness"]},
       "interrupted": res.interrupted,
       "debug_files": debug_files,
       "config": dataclasses.asdict(cfg),

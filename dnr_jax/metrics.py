@@ -91,3 +91,25 @@ def bidirectional_similarity(output: np.ndarray, original: np.ndarray, patch: in
   coherence, completeness = _bidirectional(jax.device_put(np.asarray(output)), jax.device_put(np.asarray(original)), patch,
                                            o_hw, i_hw)
   return {"coherence": float(coherence), "completeness": float(completeness)}
+
+
+@functools.partial(jax.jit, static_argnames=("patch", "o_hw", "i_hw"))
+def _all_scores(weights, output, original, patch, o_hw, i_hw):
+  coherence, completeness = _bidirectional(output, original, patch, o_hw, i_hw)
+  return semantic_score(weights, output, original), coherence, completeness
+
+
+def all_scores(weights: vgg.VGGWeights, output: np.ndarray, original: np.ndarray,
+               patch: int = 7, scale_height: int = 96) -> dict[str, float]:
+  """Eq. 5 and both halves of bidirectional similarity in one compilation per pair of
+  sizes: {'semantic_score': ..., 'coherence': ..., 'completeness': ...}."""
+  factor = scale_height / original.shape[0]
+  (oh, ow), (ih, iw) = output.shape[:2], original.shape[:2]
+  o_h = max(patch, round(oh * factor))
+  o_hw = (o_h, max(1, round(ow * o_h / oh)))
+  i_hw = (scale_height, max(1, round(iw * scale_height / ih)))
+  ss, coherence, completeness = _all_scores(
+      weights, jax.device_put(np.asarray(output, np.float32)),
+      jax.device_put(np.asarray(original, np.float32)), patch, o_hw, i_hw)
+  return {"semantic_score": float(ss), "coherence": float(coherence),
+          "completeness": float(completeness)}

@@ -340,7 +340,10 @@ def apply_refinement_batch(images: jax.Array, states, cfg: RetargetConfig) -> ja
   return _apply_refinement_batch(images, states, cfg.refinement.max_shift)
 
 
-final_image_batch = jax.jit(jax.vmap(final_image))
+def final_image_batch(state: reconstruct.ReconState) -> np.ndarray:
+  """:func:`final_image` of a batched state, on the host (no compilation per shape)."""
+  best_loss, best, last = jax.device_get((state.best_loss, state.best_image, state.image))
+  return np.where(np.isfinite(best_loss)[:, None, None, None], best, last)
 
 
 # ----------------------------------------------------------------------------- full resolution
@@ -653,12 +656,13 @@ def make_result(s: Sizes, prep: Prepared, recon, output, recon_losses: list,
       removed={a: {l: np.asarray(m) for l, m in p.removed.items()} for a, p in axes.items()},
       seams_removed={a: {l: int(k) for l, k in p.num_removed.items()} for a, p in axes.items()},
       target_shapes={l: tuple(t.shape) for l, t in plan.targets.items()},
-      target_importance={l: np.asarray(m) for l, m in _importance_maps(plan.targets).items()},
+      target_importance={l: _host_importance(t) for l, t in plan.targets.items()},
       cell_widths={a: np.asarray(p.cell_widths) for a, p in axes.items()},
       recon_losses=list(recon_losses), refine_losses=list(refine_losses), timings=timings,
       interrupted=interrupted)
 
 
-@jax.jit
-def _importance_maps(targets: dict) -> dict:
-  return {l: importance.importance_map(t) for l, t in targets.items()}
+def _host_importance(features) -> np.ndarray:
+  """Eq. 1 on the host (NumPy): no compilation per feature shape."""
+  f = np.asarray(features, np.float32)
+  return np.sqrt(np.sum(f * f, axis=-1))
