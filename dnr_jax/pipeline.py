@@ -31,7 +31,6 @@ import numpy as np
 
 from dnr_jax import deep_carving
 from dnr_jax import fullres
-from dnr_jax import importance
 from dnr_jax import reconstruct
 from dnr_jax import refine
 from dnr_jax import resample
