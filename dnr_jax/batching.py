@@ -164,7 +164,7 @@ def retarget_batch(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
   key = keys.pop()
   mesh = batch_mesh() if mesh is None else mesh
   rep_weights = replicate(weights.replace(compute_dtype=config.compute_dtype), mesh)
-  cfg = config
+  cfg = config  # (the argument keeps the library's public name)
   timings: dict[str, float] = {}
   shallow = deep_carving.sort_layers(cfg.operator.layers, arch)[0]
 
@@ -240,17 +240,18 @@ def retarget_batch(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
                                                         unroll),
       pipeline.reconstruction_init_batch(prep.init, cfg), cfg.reconstruction.steps,
       pipeline.final_image_batch)
-  recon = pipeline.final_image_batch(state)
+  recon = pipeline.final_image_batch(state)  # host
   work_out = recon
   refine_losses = np.zeros((padded, 0), np.float32)
   if cfg.refinement.steps and not stopped:
+    recon_dev = shard_batch(recon, mesh)  # once, not once per refinement chunk
     rstate, refine_losses, stopped = optimise(
         "refinement",
-        lambda st, k: pipeline.refinement_chunk_batch(rep_weights, prep.targets, recon, st, cfg,
-                                                      k, unroll),
-        pipeline.refinement_init_batch(recon, cfg), cfg.refinement.steps,
-        lambda st: pipeline.apply_refinement_batch(recon, st, cfg))
-    work_out = pipeline.apply_refinement_batch(recon, rstate, cfg)
+        lambda st, k: pipeline.refinement_chunk_batch(rep_weights, prep.targets, recon_dev, st,
+                                                      cfg, k, unroll),
+        pipeline.refinement_init_batch(recon_dev, cfg), cfg.refinement.steps,
+        lambda st: pipeline.apply_refinement_batch(recon_dev, st, cfg))
+    work_out = pipeline.apply_refinement_batch(recon_dev, rstate, cfg)
 
   # 3. per image: full resolution (row tiles) and the host-side result
   recon_np, work_out_np = np.asarray(recon), np.asarray(work_out)

@@ -71,15 +71,21 @@ def _run(weights, images, cfg, mesh, size, unroll=True):
   return time.perf_counter() - t0, res
 
 
+def _first_and_steady(weights, photo, b, cfg, mesh, unroll=True):
+  """(first call incl. compilation, a second call on other images, its results)."""
+  size = batching.batch_shape(b, b, mesh.devices.size)
+  first, _ = _run(weights, _variants(photo, b, 0), cfg, mesh, size, unroll)
+  steady, res = _run(weights, _variants(photo, b, 1), cfg, mesh, size, unroll)
+  return first, steady, res
+
+
 def bench_batch_sizes(weights, sizes, hw=(480, 640), cfg=config.RetargetConfig()):
   mesh = batching.batch_mesh()
   photo = _photos.benchmark_photo(*hw)
   rows = []
   for b in sizes:
-    size = batching.batch_shape(b, b, mesh.devices.size)
     with compilation.CompileCounter() as counter:
-      first, _ = _run(weights, _variants(photo, b, 0), cfg, mesh, size)
-    steady, res = _run(weights, _variants(photo, b, 1), cfg, mesh, size)
+      first, steady, res = _first_and_steady(weights, photo, b, cfg, mesh)
     st = counter.stats
     rows.append({"batch": b, "devices": int(mesh.devices.size), "first_call_s": first,
                  "compilations": st.compilations, "compile_s": st.compile_s,
@@ -95,11 +101,9 @@ def bench_loops(weights, sizes, hw=(480, 640), cfg=config.RetargetConfig()):
   photo = _photos.benchmark_photo(*hw)
   rows = []
   for b in sizes:
-    size = batching.batch_shape(b, b, mesh.devices.size)
     row = {"batch": b}
     for unroll in (True, False):
-      _run(weights, _variants(photo, b, 0), cfg, mesh, size, unroll)
-      t, res = _run(weights, _variants(photo, b, 1), cfg, mesh, size, unroll)
+      _, t, res = _first_and_steady(weights, photo, b, cfg, mesh, unroll)
       row["unrolled_s" if unroll else "rolled_s"] = t
       row["unrolled_reconstruction_s" if unroll else "rolled_reconstruction_s"] = (
           res[0].timings["reconstruction"])
@@ -116,9 +120,7 @@ def bench_dtypes(weights, batch, photos=None):
   out = {}
   for dtype in ("float32", "bfloat16"):
     cfg = config.RetargetConfig(compute_dtype=dtype)
-    size = batching.batch_shape(batch, batch, mesh.devices.size)
-    _run(weights, _variants(photo, batch, 0), cfg, mesh, size)
-    t, _ = _run(weights, _variants(photo, batch, 1), cfg, mesh, size)
+    _, t, _ = _first_and_steady(weights, photo, batch, cfg, mesh)
     scores = {}
     for name, img in photos.items():
       _, (res,) = _run(weights, [img], cfg, mesh, batching.batch_shape(1, 1, mesh.devices.size))
