@@ -28,6 +28,7 @@ import threading
 import time
 from typing import Any, Callable
 
+import jax
 import numpy as np
 from absl import logging
 
@@ -43,6 +44,7 @@ from dnr_jax import pipeline
 from dnr_jax import visualize
 from dnr_jax import weights as weights_lib
 from dnr_jax.config import RetargetConfig
+from dnr_jax.config import resolve_compute_dtype
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -357,6 +359,8 @@ def _report_entry(task: outputs.Task, image, res: pipeline.Result, cfg: Retarget
       "input_size": {"height": image.shape[0], "width": image.shape[1]},
       "output_size": {"height": res.output.shape[0], "width": res.output.shape[1]},
       "work_size": {"height": res.work_hw[0], "width": res.work_hw[1]},
+      "device": jax.default_backend(),
+      "compute_dtype": resolve_compute_dtype(cfg.compute_dtype, jax.default_backend()),
       "seams_removed": res.seams_removed,
       "target_feature_shapes": {l: list(s) for l, s in res.target_shapes.items()},
       "losses": {"reconstruction": res.recon_losses, "refinement": res.refine_losses},

@@ -6,17 +6,20 @@ exceeds ``work_size`` runs at that size, and ``RetargetConfig.work_multiple`` ro
 the working sides so that photos of nearly the same aspect ratio share a shape. Each
 bucket runs in batches of ``batch_size``:
 
-1. per image, :func:`pipeline.downscale` to the working size;
-2. the working-size phases (:func:`pipeline.prepare_batch`, the Eq. 4 chunks, the
-   refinement) as vmapped jits over the batch, whose arrays carry a
-   ``NamedSharding`` over a ``Mesh`` of the local devices on the batch axis: XLA
-   partitions the batch over the devices, the same code on one CPU, eight forced
-   host devices or eight GPUs (no ``pmap``);
-3. per image, :func:`pipeline.full_resolution` in row tiles (bounded memory).
+1. per image, :func:`pipeline.downscale` to the working size (NumPy, no compilation);
+2. the working-size phases (:func:`pipeline.prepare_batch` with the Eq. 4 loop's
+   initial state, the Eq. 4 chunks, the refinement) as vmapped jits over the batch,
+   whose arrays carry a ``NamedSharding`` over a ``Mesh`` of the local devices on the
+   batch axis: XLA partitions the batch over the devices, the same code on one CPU,
+   eight forced host devices or eight GPUs (no ``pmap``). Only the small results
+   (maps, importance, images) come back to the host; the target features stay on the
+   devices;
+3. per image, :func:`pipeline.full_resolution` in row bands (bounded memory, one
+   compilation per width class).
 
-One compilation per bucket and batch size instead of one per image size, and the
-per-image results match the one-image path (the same phase functions; the tests
-state the tolerance).
+Two compilations per bucket and batch shape (prepare, chunk) instead of a dozen per
+image size, and the per-image results match the one-image path (the same phase
+functions; the tests state the tolerance).
 
 Several hosts: every process calls ``jax.distributed.initialize()`` (the CLI's
 ``--distributed``), takes its share of the files (:func:`process_share`) and runs its
@@ -39,7 +42,9 @@ from jax.sharding import PartitionSpec as P
 
 from dnr_jax import deep_carving
 from dnr_jax import pipeline
+from dnr_jax import reconstruct
 from dnr_jax import vgg
+from dnr_jax import config as config_lib
 from dnr_jax.config import RetargetConfig
 
 BATCH_AXIS = "batch"
@@ -129,7 +134,7 @@ def retarget_batch(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
                    out_hws: Sequence[tuple[int, int]], config: RetargetConfig = RetargetConfig(),
                    mesh: Mesh | None = None,
                    progress: pipeline.ProgressFn | None = None,
-                   unroll: bool = True, padded_size: int | None = None) -> list:
+                   unroll: bool | None = None, padded_size: int | None = None) -> list:
   """Retargets images that share working shapes as one vmapped batch.
 
   Args:
@@ -141,7 +146,8 @@ def retarget_batch(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
     mesh: devices to split the batch over (default: all local devices).
     progress: ``progress(phase, done, total, info)``; during the optimisation
       ``info["best"]`` returns the list of best outputs so far (uint8, full size).
-    unroll: unrolled Adam chunks (faster on XLA:CPU) or rolled loops.
+    unroll: unrolled Adam chunks or rolled loops; default
+      :func:`reconstruct.default_unroll` (unrolled on CPU, rolled on accelerators).
     padded_size: the static batch the images run as (repeats of the last image fill
       it; see :func:`batch_shape`); default: ``len(images)`` rounded up to a multiple
       of the mesh size.
@@ -152,6 +158,7 @@ def retarget_batch(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
     results' ``timings`` are the batch's (shared) phase times.
   """
   n = len(images)
+  unroll = reconstruct.default_unroll() if unroll is None else unroll
   if n == 0 or n != len(out_hws):
     raise ValueError(f"need one output size per image, got {n} images and {len(out_hws)} sizes")
   arch = weights.arch
@@ -163,7 +170,8 @@ def retarget_batch(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
                      "images with plan_batches first")
   key = keys.pop()
   mesh = batch_mesh() if mesh is None else mesh
-  rep_weights = replicate(weights.replace(compute_dtype=config.compute_dtype), mesh)
+  dtype = config_lib.resolve_compute_dtype(config.compute_dtype, jax.default_backend())
+  rep_weights = replicate(weights.replace(compute_dtype=dtype), mesh)
   cfg = config  # (the argument keeps the library's public name)
   timings: dict[str, float] = {}
   shallow = deep_carving.sort_layers(cfg.operator.layers, arch)[0]
@@ -189,8 +197,12 @@ def retarget_batch(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
   batch = shard_batch(works, mesh)
 
   # 2. the working-size phases, vmapped over the sharded batch
-  prep = timed("prepare", lambda: pipeline.prepare_batch(rep_weights, batch, key.work_out, cfg))
-  prep_host = jax.device_get(prep)  # one transfer; per-image slices are NumPy views
+  prep, init_state = timed("prepare", lambda: pipeline.prepare_batch(rep_weights, batch,
+                                                                     key.work_out, cfg))
+  # One transfer of what the host needs (maps, importance, init): not the target
+  # features, which stay on the devices for the loss (~100 MB per image).
+  target_shapes = {l: tuple(t.shape[1:]) for l, t in prep.plan.targets.items()}
+  prep_host = jax.device_get(prep._replace(targets={}, plan=prep.plan._replace(targets={})))
   failures: dict[int, Exception] = {}
 
   def finish_all(work_finals):
@@ -238,7 +250,7 @@ def retarget_batch(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
       "reconstruction",
       lambda st, k: pipeline.reconstruction_chunk_batch(rep_weights, prep.targets, st, cfg, k,
                                                         unroll),
-      pipeline.reconstruction_init_batch(prep.init, cfg), cfg.reconstruction.steps,
+      init_state, cfg.reconstruction.steps,
       pipeline.final_image_batch)
   recon = pipeline.final_image_batch(state)  # host
   work_out = recon
@@ -273,7 +285,7 @@ def retarget_batch(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
       rows_done[0] += s.out[0]
     results.append(pipeline.make_result(
         s, p_i, recon_np[i], output, [float(x) for x in recon_losses[i]],
-        [float(x) for x in refine_losses[i]], dict(timings), stopped))
+        [float(x) for x in refine_losses[i]], dict(timings), stopped, target_shapes))
   if total_rows:
     timings["full resolution"] = time.perf_counter() - t0
   for r in results:

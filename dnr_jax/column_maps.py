@@ -124,21 +124,22 @@ def warp_cell_widths(cell_importance: jax.Array, width_in: jax.Array, width_out:
 
 
 def warp_coords(cell_widths: jax.Array, num_src: jax.Array | int, w_out,
-                length: int | None = None) -> jax.Array:
+                length: int | None = None, num_cells=None) -> jax.Array:
   """Source positions (w_out,) of a piecewise-linear column-cell warp.
 
   The source domain [0, num_src) is cut into n equal cells; cell i becomes
   ``cell_widths[i] / sum(cell_widths)`` of the output. Coordinates are normalised,
   so the same widths drive every layer, whatever its resolution. ``length`` (static)
-  pads the result for a traced ``w_out`` (positions past ``w_out`` are meaningless).
+  pads the result for a traced ``w_out`` (positions past ``w_out`` are meaningless);
+  ``num_cells`` (may be traced) is n when ``cell_widths`` is zero-padded past it.
   """
-  n = cell_widths.shape[0]
+  n = cell_widths.shape[0] if num_cells is None else num_cells
   edges = jnp.concatenate([jnp.zeros(1), jnp.cumsum(cell_widths)])
   edges = edges / edges[-1]
   v = (jnp.arange(w_out if length is None else length, dtype=jnp.float32) + 0.5) / w_out
   cell = jnp.clip(jnp.searchsorted(edges, v, side="right") - 1, 0, n - 1)
   frac = (v - edges[cell]) / jnp.maximum(edges[cell + 1] - edges[cell], 1e-12)
-  u = (cell.astype(jnp.float32) + jnp.clip(frac, 0.0, 1.0)) / n
+  u = (cell.astype(jnp.float32) + jnp.clip(frac, 0.0, 1.0)) / jnp.asarray(n, jnp.float32)
   return u * jnp.asarray(num_src, jnp.float32) - 0.5
 
 

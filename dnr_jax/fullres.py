@@ -17,9 +17,13 @@ The output is then rendered at the input's full resolution:
    ``lifted(full) + up(final - init)`` = the reconstruction's colours and shapes at
    low frequencies plus the input's own high-frequency detail.
 
-Each axis's work is done in row tiles of static size (one jit per size), so the
-memory is O(H W) with a small constant and no full-resolution tensor ever meets a
-convolution. Height is the width code on transposed arrays, as for the plan.
+Each axis's lift runs on bands of rows of static size, padded to the width's
+:func:`size_class`, with the plan padded to a square of its long side (:func:`pad_lift`):
+one compilation per (width class, output class), whatever the photo's height or
+working shape, so a folder of photos shares a handful. The correction is a small image
+upsampled, done on the host (``resample.resize_host``, no compilation). The memory is
+O(H W) with a small constant and no full-resolution tensor ever meets a convolution.
+Height is the width code on transposed arrays, as for the plan.
 """
 
 from __future__ import annotations
@@ -36,11 +40,33 @@ from dnr_jax import resample
 
 
 class AxisLift(NamedTuple):
-  """A working-size width plan of the shallow (stride 1) layer, ready to lift."""
+  """A working-size width plan of the shallow (stride 1) layer, ready to lift.
+
+  The arrays may be padded (:func:`pad_lift`): only the first ``work_hw`` rows and
+  columns of ``kept`` and the first ``num_cells`` cell widths are real.
+  """
 
   kept: jax.Array  # (h, w) int32: source column of each carved position, per working row
   num_valid: jax.Array  # () int32: carved width (w - seams removed)
   cell_widths: jax.Array  # (n_cells,) Eq. 3 output widths (normalised coordinates)
+  work_hw: jax.Array  # (2,) int32: the real (h, w) of ``kept``
+  num_cells: jax.Array  # () int32: the real number of cells
+
+
+def pad_lift(lift: AxisLift, side: int | None = None) -> AxisLift:
+  """``lift`` (host arrays) padded to a ``side`` x ``side`` plan and ``side`` cells
+  (default: the :func:`size_class` of its long side), so every working shape with that
+  long side shares one compilation of :func:`lifted_tile`."""
+  kept = np.asarray(lift.kept)
+  cells = np.asarray(lift.cell_widths)
+  side = side or size_class(max(kept.shape))
+  if side < max(kept.shape) or side < cells.shape[0]:
+    raise ValueError(f"cannot pad a {kept.shape} plan with {cells.shape[0]} cells to {side}")
+  padded_cells = np.zeros((side,), cells.dtype)
+  padded_cells[:cells.shape[0]] = cells
+  return AxisLift(pad_to(kept[..., None], (side, side))[..., 0], np.asarray(lift.num_valid),
+                  padded_cells, np.asarray(lift.work_hw, np.int32),
+                  np.asarray(lift.num_cells, np.int32))
 
 
 def lifted_coords(lift: AxisLift, rows: jax.Array, full_rows, full_cols, out_cols,
@@ -48,22 +74,24 @@ def lifted_coords(lift: AxisLift, rows: jax.Array, full_rows, full_cols, out_col
   """Full-resolution source columns (len(rows), out_len) for full rows ``rows``.
 
   Args:
-    lift: the working-size plan of one axis.
+    lift: the working-size plan of one axis (possibly padded: see :func:`pad_lift`).
     rows: (r,) int32 full-resolution row indices.
     full_rows, full_cols: the full-resolution (rows, columns) of this axis's input.
     out_cols: the full-resolution output width.
     out_len: the static length of the result (>= out_cols; default out_cols). The
       sizes may then be traced, so one compilation serves a whole size class.
   """
-  h, w = lift.kept.shape
-  s = jnp.asarray(full_cols, jnp.float32) / w  # full pixels per working pixel
+  h = lift.work_hw[0]
+  s = jnp.asarray(full_cols, jnp.float32) / lift.work_hw[1].astype(jnp.float32)
   n_valid = lift.num_valid.astype(jnp.float32)
-  c = column_maps.warp_coords(lift.cell_widths, n_valid * s, out_cols, out_len)  # carved px
+  c = column_maps.warp_coords(lift.cell_widths, n_valid * s, out_cols, out_len,
+                              num_cells=lift.num_cells)  # carved px
   edge = jnp.clip(c + 0.5, 0.0, n_valid * s - 1e-3)
   j = jnp.clip(jnp.floor(edge / s).astype(jnp.int32), 0, lift.num_valid - 1)
   offset = edge - j.astype(jnp.float32) * s
-  yw = jnp.clip((rows.astype(jnp.float32) + 0.5) * (h / jnp.asarray(full_rows, jnp.float32))
-                - 0.5, 0.0, h - 1.0)
+  hf = h.astype(jnp.float32)
+  yw = jnp.clip((rows.astype(jnp.float32) + 0.5) * (hf / jnp.asarray(full_rows, jnp.float32))
+                - 0.5, 0.0, hf - 1.0)
   y0 = jnp.floor(yw).astype(jnp.int32)
   y1 = jnp.minimum(y0 + 1, h - 1)
   t = (yw - y0.astype(jnp.float32))[:, None]
@@ -74,19 +102,21 @@ def lifted_coords(lift: AxisLift, rows: jax.Array, full_rows, full_cols, out_col
   return (1.0 - t) * x0 + t * x1
 
 
-@functools.partial(jax.jit, static_argnames=("tile", "out_len", "kind"))
-def lifted_tile(image: jax.Array, lift: AxisLift, start: jax.Array, tile: int, full_hw,
-                out_cols, out_len: int, kind: str = "cubic") -> jax.Array:
-  """Rows [start, start + tile) (clamped) of the lifted map applied to ``image``.
+@functools.partial(jax.jit, static_argnames=("out_len", "kind"))
+def lifted_tile(band: jax.Array, lift: AxisLift, start: jax.Array, full_hw, out_cols,
+                out_len: int, kind: str = "cubic") -> jax.Array:
+  """Rows [start, start + len(band)) (clamped) of the lifted map applied to the picture.
 
-  ``image`` (H_pad, W_pad, C) holds the picture in its first ``full_hw`` = (H, W)
-  rows and columns (a size class: see :func:`size_class`); the result is
-  (tile, out_len, C) whose first ``out_cols`` columns are real. Sizes are traced.
+  ``band`` (r, W_pad, C) holds the picture's rows from ``start`` on (rows past its end
+  are ignored) in its first ``full_hw[1]`` columns; pass the whole picture with
+  ``start=0`` to lift it in one piece. The result is (r, out_len, C), whose first
+  ``out_cols`` columns are real. Sizes are traced: one compilation per (r, W_pad,
+  out_len, plan padding), whatever the photo's height (see :func:`size_class`).
   """
   full_rows, full_cols = full_hw
-  rows = jnp.clip(start + jnp.arange(tile, dtype=jnp.int32), 0, full_rows - 1)
+  rows = jnp.clip(start + jnp.arange(band.shape[0], dtype=jnp.int32), 0, full_rows - 1)
   coords = lifted_coords(lift, rows, full_rows, full_cols, out_cols, out_len)
-  return resample.sample_rows(image[rows], coords, kind, width=full_cols)
+  return resample.sample_rows(band[rows - start], coords, kind, width=full_cols)
 
 
 # The correction is an upsampling (working -> full size); rounding working sides to a

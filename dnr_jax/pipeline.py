@@ -31,10 +31,12 @@ import numpy as np
 
 from dnr_jax import deep_carving
 from dnr_jax import fullres
+from dnr_jax import importance
 from dnr_jax import reconstruct
 from dnr_jax import refine
 from dnr_jax import resample
 from dnr_jax import vgg
+from dnr_jax import config as config_lib
 from dnr_jax.config import OperatorConfig
 from dnr_jax.config import RefinementConfig
 from dnr_jax.config import RetargetConfig
@@ -50,6 +52,9 @@ class Prepared(NamedTuple):
   plan: deep_carving.ResizePlan
   targets: dict  # loss layer -> F'_l (h', w', c)
   init: jax.Array  # (h', w', 3) float32 initial O at the working size
+  # layer -> (h_l', w_l') Eq. 1 importance of every target F'_l, computed on the device so
+  # that the host never has to fetch the target features themselves (~100 MB per image).
+  target_importance: dict
 
 
 # ----------------------------------------------------------------------------- sizes
@@ -137,9 +142,9 @@ def validate(image_hw: tuple[int, int], out_hw: tuple[int, int], cfg: RetargetCo
 def downscale(image, work_hw: tuple[int, int], size_classes: bool = False) -> jax.Array:
   """The image at the working size (antialiased linear, sparse taps), float32 0..255.
 
-  ``size_classes=True`` (host callers): the image is zero-padded to its
-  :func:`fullres.size_class` first and its real size passed as a traced value, so
-  photos of many sizes share one compilation; the result is the same.
+  ``size_classes=True`` (host callers): the same resize in NumPy on the host
+  (:func:`resample.resize_host`), so photos of any size compile nothing here; the
+  result equals the jitted one up to float rounding.
   """
   if tuple(image.shape[:2]) == tuple(work_hw):
     if isinstance(image, np.ndarray):  # no eager convert (one compilation per shape)
@@ -147,14 +152,7 @@ def downscale(image, work_hw: tuple[int, int], size_classes: bool = False) -> ja
     return jnp.asarray(image).astype(jnp.float32)
   if not size_classes:
     return _resize(image, tuple(work_hw), "linear")
-  h, w = image.shape[:2]
-  padded = fullres.pad_to(np.asarray(image), (fullres.size_class(h), fullres.size_class(w)))
-  return _resize_padded(padded, np.asarray([h, w], np.int32), tuple(work_hw))
-
-
-@functools.partial(jax.jit, static_argnames=("out_hw",))
-def _resize_padded(image, valid_hw, out_hw):
-  return resample.resize(image, out_hw, "linear", in_valid=(valid_hw[0], valid_hw[1]))
+  return jax.device_put(resample.resize_host(np.asarray(image), tuple(work_hw), "linear"))
 
 
 def _lambdas(loss_layers) -> dict[str, float]:
@@ -178,7 +176,9 @@ def _prepare(weights, image, out_hw, operator: OperatorConfig, loss_layers, init
   feats = {k: v[0] for k, v in vgg.features(weights, image[None], layers).items()}
   plan = deep_carving.plan_resize(feats, image.shape[:2], out_hw, operator, weights.arch)
   targets = {l: plan.targets[l] for l, lam in loss_layers if lam > 0}
-  return Prepared(plan, targets, initial_image(image, plan, out_hw, init, seed, layers[0]))
+  target_imp = {l: importance.importance_map(t) for l, t in plan.targets.items()}
+  return Prepared(plan, targets, initial_image(image, plan, out_hw, init, seed, layers[0]),
+                  target_imp)
 
 
 def prepare(weights: vgg.VGGWeights, image: jax.Array, out_hw: tuple[int, int],
@@ -265,28 +265,24 @@ def final_image(state: reconstruct.ReconState) -> jax.Array:
 # (see dnr_jax/batching.py), the same code on one CPU or eight GPUs.
 
 
-@functools.partial(jax.jit, static_argnames=("out_hw", "operator", "loss_layers", "init", "seed"))
-def _prepare_batch(weights, images, out_hw, operator, loss_layers, init, seed):
-  return jax.vmap(lambda im: _prepare(weights, im, out_hw, operator, loss_layers, init, seed))(
-      images)
+@functools.partial(jax.jit, static_argnames=("out_hw", "operator", "loss_layers", "init", "seed",
+                                             "learning_rate"))
+def _prepare_batch(weights, images, out_hw, operator, loss_layers, init, seed, learning_rate):
+  def one(im):
+    prep = _prepare(weights, im, out_hw, operator, loss_layers, init, seed)
+    return prep, reconstruct.init_state(prep.init, learning_rate)
+  return jax.vmap(one)(images)
 
 
 def prepare_batch(weights: vgg.VGGWeights, images: jax.Array, out_hw: tuple[int, int],
-                  cfg: RetargetConfig) -> Prepared:
-  """:func:`prepare` of (B, h, w, 3) working-size images; every leaf gains axis 0."""
+                  cfg: RetargetConfig) -> tuple[Prepared, reconstruct.ReconState]:
+  """:func:`prepare` of (B, h, w, 3) working-size images, and the Eq. 4 loop's initial
+  state (:func:`reconstruction_init` of each), in one executable; every leaf gains
+  axis 0."""
   chex.assert_rank(images, 4)
   rc = cfg.reconstruction
   return _prepare_batch(weights, images.astype(jnp.float32), tuple(out_hw), cfg.operator,
-                        rc.loss_layers, rc.init, rc.seed)
-
-
-@functools.partial(jax.jit, static_argnames=("learning_rate",))
-def _init_batch(images, learning_rate):
-  return jax.vmap(lambda im: reconstruct.init_state(im, learning_rate))(images)
-
-
-def reconstruction_init_batch(images: jax.Array, cfg: RetargetConfig) -> reconstruct.ReconState:
-  return _init_batch(images, cfg.reconstruction.learning_rate)
+                        rc.loss_layers, rc.init, rc.seed, rc.learning_rate)
 
 
 @functools.partial(jax.jit, static_argnames=("loss_layers", "learning_rate", "n", "unroll"))
@@ -351,7 +347,9 @@ def final_image_batch(state: reconstruct.ReconState) -> np.ndarray:
 def _lift(plan: deep_carving.AxisPlan, shallow: str) -> fullres.AxisLift:
   kept = plan.kept[shallow]
   num_valid = kept.shape[1] - plan.num_removed[shallow].astype(jnp.int32)
-  return fullres.AxisLift(kept, num_valid, plan.cell_widths)
+  return fullres.AxisLift(kept, num_valid, plan.cell_widths,  # (NumPy sizes: no eager op)
+                          np.asarray(kept.shape, np.int32),
+                          np.asarray(plan.cell_widths.shape[0], np.int32))
 
 
 @functools.partial(jax.jit, static_argnames=("out_len", "tile"))
@@ -391,11 +389,18 @@ def full_resolution(image: jax.Array, prep: Prepared, work_final: jax.Array, s: 
     """``src`` (R, C, 3) -> (R, out_cols, 3) through one axis's lifted plan."""
     rows, cols = src.shape[:2]
     lift, length = _lift(axis_plan, shallow), cls(out_cols)
-    if host:
-      src = jax.device_put(fullres.pad_to(np.asarray(src), (cls(rows), cls(cols))))
     size = (np.int32(rows), np.int32(cols))
-    return run(lambda st, n: fullres.lifted_tile(src, lift, st, n, size, np.int32(out_cols),
-                                                 length),
+    if not host:
+      return run(lambda st, n: fullres.lifted_tile(src, lift, st, size, np.int32(out_cols),
+                                                   length), rows, out_cols, length)
+    # Host: each call sees one band of rows padded to the width's size class, and the
+    # plan padded to a square of its long side, so the compilation depends on neither
+    # the photo's height nor the working shape (a folder of photos shares it).
+    src = np.asarray(src)
+    lift = fullres.pad_lift(jax.device_get(lift))
+    band = lambda st: jax.device_put(fullres.pad_to(src[st:st + tile], (tile, cls(cols))))
+    return run(lambda st, n: fullres.lifted_tile(band(int(st)), lift, st, size,
+                                                 np.int32(out_cols), length),
                rows, out_cols, length)
 
   xp = np if host else jnp
@@ -409,12 +414,17 @@ def full_resolution(image: jax.Array, prep: Prepared, work_final: jax.Array, s: 
     base = _resize(image, (oh, ow), "linear")
   else:  # noise init: the input's detail has no place to go; upsample the result
     base = _resize(init, (oh, ow), "cubic")
-  out_size = (np.int32(oh), np.int32(ow))
-  corr = run(lambda st, n: _correction_tile(work_final, init, out_size, st,
-                                            n, (cls(oh), cls(ow))), oh, ow, cls(ow))
   if not host:
+    out_size = (np.int32(oh), np.int32(ow))
+    corr = run(lambda st, n: _correction_tile(work_final, init, out_size, st, n, (oh, ow)),
+               oh, ow, ow)
     return jnp.clip(base + corr, 0.0, 255.0)
-  out = np.asarray(base, np.float32) + corr
+  # Host: the low-frequency correction is a small image upsampled: NumPy, no compilation.
+  out = np.asarray(base, np.float32)
+  out += resample.resize_host(np.asarray(work_final, np.float32) - np.asarray(init, np.float32),
+                              (oh, ow), "cubic")
+  if progress:
+    progress(total, total)
   return np.clip(out, 0.0, 255.0, out=out)
 
 
@@ -442,7 +452,7 @@ class _Runner(NamedTuple):
   phase: Callable[[str, Callable[[], Any]], Any]  # (name, thunk) -> value (timed, progress)
   optimise: Callable  # (name, chunk_fn, state, steps, finish) -> (state, losses, stopped)
   full_resolution: Callable  # (image, prep, work_final, sizes, shallow) -> output
-  unroll: bool  # unrolled chunks (CPU) or rolled loops (accelerators, one jit)
+  unroll: bool  # unrolled chunks or rolled loops (reconstruct.default_unroll)
   size_classes: bool  # host: full-size arrays padded to size classes (fewer compilations)
 
 
@@ -461,7 +471,8 @@ def _run_phases(weights: vgg.VGGWeights, image: jax.Array, out_hw: tuple[int, in
                 cfg: RetargetConfig, runner: _Runner) -> _Outcome:
   """The one sequence of phases behind :func:`retarget` and :func:`retarget_pure`."""
   s = validate(tuple(image.shape[:2]), tuple(out_hw), cfg, weights.arch)
-  weights = weights.replace(compute_dtype=cfg.compute_dtype)
+  weights = weights.replace(compute_dtype=config_lib.resolve_compute_dtype(
+      cfg.compute_dtype, jax.default_backend()))
   shallow = deep_carving.sort_layers(cfg.operator.layers, weights.arch)[0]
   work = runner.phase("downscale", lambda: downscale(image, s.work, runner.size_classes))
   prep = runner.phase("prepare", lambda: prepare(weights, work, s.work_out, cfg))
@@ -628,7 +639,7 @@ def retarget(weights: vgg.VGGWeights, image: np.ndarray, out_hw: tuple[int, int]
     return full_resolution_tiled(im, prep, fin, s, config, shallow, report)
 
   runner = _Runner(phase=phase, optimise=timed_optimise, full_resolution=full_res,
-                   unroll=True, size_classes=True)
+                   unroll=reconstruct.default_unroll(), size_classes=True)
   res = _run_phases(weights, image, out_hw, config, runner)
   if not res.sizes.full_resolution:  # nothing happened in these two
     timings.pop("full resolution", None)
@@ -639,9 +650,17 @@ def retarget(weights: vgg.VGGWeights, image: np.ndarray, out_hw: tuple[int, int]
 
 
 def make_result(s: Sizes, prep: Prepared, recon, output, recon_losses: list,
-                refine_losses: list, timings: dict, interrupted: bool = False) -> Result:
-  """The host-side :class:`Result` of one image from its (unbatched) phase outputs."""
+                refine_losses: list, timings: dict, interrupted: bool = False,
+                target_shapes: dict | None = None) -> Result:
+  """The host-side :class:`Result` of one image from its (unbatched) phase outputs.
+
+  Only small arrays are read from ``prep`` (maps, importance, the initial image), never
+  the target features: ``target_shapes`` gives their shapes where ``prep.plan.targets``
+  was left on the device (the batch path); default: read from ``prep.plan.targets``.
+  """
   plan = prep.plan
+  if target_shapes is None:
+    target_shapes = {l: tuple(t.shape) for l, t in plan.targets.items()}
   axes = {k: p for k, p in (("width", plan.width), ("height", plan.height)) if p is not None}
   if plan.width is not None:
     imp = {l: np.asarray(m) for l, m in plan.width.importance.items()}
@@ -654,14 +673,8 @@ def make_result(s: Sizes, prep: Prepared, recon, output, recon_losses: list,
       work_hw=s.work, importance=imp,
       removed={a: {l: np.asarray(m) for l, m in p.removed.items()} for a, p in axes.items()},
       seams_removed={a: {l: int(k) for l, k in p.num_removed.items()} for a, p in axes.items()},
-      target_shapes={l: tuple(t.shape) for l, t in plan.targets.items()},
-      target_importance={l: _host_importance(t) for l, t in plan.targets.items()},
+      target_shapes=dict(target_shapes),
+      target_importance={l: np.asarray(m, np.float32) for l, m in prep.target_importance.items()},
       cell_widths={a: np.asarray(p.cell_widths) for a, p in axes.items()},
       recon_losses=list(recon_losses), refine_losses=list(refine_losses), timings=timings,
       interrupted=interrupted)
-
-
-def _host_importance(features) -> np.ndarray:
-  """Eq. 1 on the host (NumPy): no compilation per feature shape."""
-  f = np.asarray(features, np.float32)
-  return np.sqrt(np.sum(f * f, axis=-1))

@@ -81,14 +81,26 @@ def make_step(loss_fn: Callable[[jax.Array], jax.Array], learning_rate: float,
   return step
 
 
+def default_unroll(backend: str | None = None) -> bool:
+  """Whether the Adam chunks are unrolled by default on ``backend`` (default: JAX's).
+
+  Measured (docs/RESULTS.md, "Batches, devices and compilations"):
+  - 2-core CPU: a conv inside an XLA while-loop body (``fori_loop``, or a rolled
+    ``scan``) ran 3.4x slower than the same conv outside one (0.42 s vs 0.12 s per step
+    at 400x450), so the host loops over short unrolled chunks;
+  - H100 (jax 0.11.2): rolled and unrolled run at the same speed (rolled / unrolled
+    1.00 at batch 1 and 32), and the rolled chunk compiles 10-25x faster (0.18 s vs
+    1.7 s at batch 1, 0.34 s vs 8.4 s at batch 32), so accelerators use the rolled loop.
+  """
+  return (backend or jax.default_backend()) == "cpu"
+
+
 def run_chunk(step, state, n: int, unroll: bool = True):
   """Runs ``n`` (static) steps; returns (state, losses (n,)).
 
-  ``unroll=True`` (default) unrolls the steps into straight-line code. Measured on
-  the 2-core CPU: a conv inside an XLA while-loop body (``fori_loop``, or a rolled
-  ``scan``) ran 3.4x slower than the same conv outside one (0.42 s vs 0.12 s per
-  step at 400x450), so the host loops over short unrolled chunks. Use
-  ``unroll=False`` for long loops on accelerators, where compile time matters more.
+  ``unroll=True`` unrolls the steps into straight-line code (fast on XLA:CPU);
+  ``unroll=False`` is a rolled ``lax.scan`` (as fast on GPUs, and it compiles much
+  faster): see :func:`default_unroll`.
   """
   def body(s, _):
     return step(s)

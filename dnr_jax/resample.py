@@ -22,35 +22,37 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 _SUPPORT = {"linear": 1.0, "cubic": 2.0}
 
 
-def _kernel(kind: str, t: jax.Array) -> jax.Array:
-  t = jnp.abs(t)
+def _kernel(kind: str, t, xp=jnp):
+  t = xp.abs(t)
   if kind == "linear":
-    return jnp.maximum(0.0, 1.0 - t)
+    return xp.maximum(0.0, 1.0 - t)
   if kind == "cubic":  # Keys 1981, a = -0.5
     a = -0.5
     near = ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0
     far = ((a * t - 5.0 * a) * t + 8.0 * a) * t - 4.0 * a
-    return jnp.where(t <= 1.0, near, jnp.where(t < 2.0, far, 0.0))
+    return xp.where(t <= 1.0, near, xp.where(t < 2.0, far, 0.0))
   raise ValueError(f"unknown kernel {kind!r}: linear or cubic")
 
 
-def _taps(positions: jax.Array, size, kind: str, stretch, max_stretch: float):
+def _taps(positions, size, kind: str, stretch, max_stretch: float, xp=jnp):
   """Indices (..., taps) and normalised weights for samples at ``positions``.
 
   ``size`` and ``stretch`` may be traced (padded arrays); the number of taps comes
   from the static ``max_stretch`` >= stretch (taps beyond the support weigh zero).
+  ``xp``: ``jax.numpy`` (default) or ``numpy`` (the host twins below).
   """
   n = int(math.ceil(2 * _SUPPORT[kind] * max_stretch)) + 1
   support = _SUPPORT[kind] * stretch
-  first = jnp.floor(positions - support + 0.5).astype(jnp.int32)
-  idx = first[..., None] + jnp.arange(n, dtype=jnp.int32)
-  w = _kernel(kind, (idx.astype(jnp.float32) - positions[..., None]) / stretch)
-  w = w / jnp.maximum(jnp.sum(w, axis=-1, keepdims=True), 1e-8)
-  return jnp.clip(idx, 0, size - 1), w
+  first = xp.floor(positions - support + 0.5).astype(xp.int32)
+  idx = first[..., None] + xp.arange(n, dtype=xp.int32)
+  w = _kernel(kind, (idx.astype(xp.float32) - positions[..., None]) / stretch, xp)
+  w = w / xp.maximum(xp.sum(w, axis=-1, keepdims=True), 1e-8)
+  return xp.clip(idx, 0, size - 1), w.astype(xp.float32)
 
 
 def resize_axis(x: jax.Array, axis: int, size: int, kind: str = "linear", *,
@@ -93,6 +95,35 @@ def resize(image: jax.Array, out_hw: tuple[int, int], kind: str = "linear", *,
   bound = lambda a: max(1.0, image.shape[a] / out_hw[a])
   x = resize_axis(image, 0, out_hw[0], kind, in_valid=in_valid[0], max_stretch=bound(0))
   return resize_axis(x, 1, out_hw[1], kind, in_valid=in_valid[1], max_stretch=bound(1))
+
+
+def resize_axis_host(x: np.ndarray, axis: int, size: int, kind: str = "linear") -> np.ndarray:
+  """:func:`resize_axis` in NumPy on the host: the same kernel, taps and weights (equal
+  up to float rounding), and no XLA compilation per image size. ``x`` may be uint8;
+  the result is float32. Memory: the result plus one gathered tap."""
+  xm = np.moveaxis(np.asarray(x), axis, 0)
+  n_in = xm.shape[0]
+  scale = n_in / size
+  stretch = max(1.0, scale)
+  pos = ((np.arange(size, dtype=np.float32) + 0.5) * np.float32(scale) - 0.5).astype(np.float32)
+  idx, w = _taps(pos, n_in, kind, np.float32(stretch), stretch, xp=np)
+  out = np.zeros((size,) + xm.shape[1:], np.float32)
+  shape = (size,) + (1,) * (xm.ndim - 1)
+  for t in range(idx.shape[1]):
+    out += w[:, t].reshape(shape) * xm[idx[:, t]]
+  return np.moveaxis(out, 0, axis)
+
+
+def resize_host(image: np.ndarray, out_hw: tuple[int, int], kind: str = "linear",
+                block: int = 256) -> np.ndarray:
+  """:func:`resize` in NumPy on the host (see :func:`resize_axis_host`): rows first,
+  then the columns in blocks of ``block`` output rows, so the temporaries stay at
+  O(block x W') whatever the image size. Returns (H', W', ...) float32."""
+  rows = resize_axis_host(image, 0, out_hw[0], kind)
+  out = np.empty((out_hw[0], out_hw[1]) + rows.shape[2:], np.float32)
+  for r in range(0, out_hw[0], block):
+    out[r:r + block] = resize_axis_host(rows[r:r + block], 1, out_hw[1], kind)
+  return out
 
 
 def sample_rows(image: jax.Array, coords: jax.Array, kind: str = "cubic",

@@ -47,9 +47,8 @@ def folder_photos(folder: str, max_side: int = 640) -> dict[str, np.ndarray]:
           for p in image_io.list_images(pathlib.Path(folder))}
 
 
-def benchmark_photo(height: int = 480, width: int = 640) -> np.ndarray:
-  """A real photo at exactly (height, width): the bundled one, centre-cropped and scaled."""
-  img = image_io.load_image(image_io.sample_image_path())
+def crop_resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
+  """``img`` centre-cropped to the aspect ratio of (height, width) and resized to it."""
   h, w = img.shape[:2]
   target = width / height
   if w / h > target:
@@ -59,3 +58,8 @@ def benchmark_photo(height: int = 480, width: int = 640) -> np.ndarray:
     ch = round(w / target)
     img = img[(h - ch) // 2:(h - ch) // 2 + ch]
   return np.asarray(Image.fromarray(img).resize((width, height), Image.LANCZOS))
+
+
+def benchmark_photo(height: int = 480, width: int = 640) -> np.ndarray:
+  """A real photo at exactly (height, width): the bundled one, centre-cropped and scaled."""
+  return crop_resize(image_io.load_image(image_io.sample_image_path()), height, width)

@@ -63,7 +63,7 @@ def _variants(photo: np.ndarray, n: int, seed: int) -> list[np.ndarray]:
   return out
 
 
-def _run(weights, images, cfg, mesh, size, unroll=True):
+def _run(weights, images, cfg, mesh, size, unroll=None):
   outs = [(im.shape[0], round(im.shape[1] * 0.75)) for im in images]
   t0 = time.perf_counter()
   res = batching.retarget_batch(weights, images, outs, cfg, mesh, unroll=unroll,
@@ -71,7 +71,7 @@ def _run(weights, images, cfg, mesh, size, unroll=True):
   return time.perf_counter() - t0, res
 
 
-def _first_and_steady(weights, photo, b, cfg, mesh, unroll=True):
+def _first_and_steady(weights, photo, b, cfg, mesh, unroll=None):
   """(first call incl. compilation, a second call on other images, its results)."""
   size = batching.batch_shape(b, b, mesh.devices.size)
   first, _ = _run(weights, _variants(photo, b, 0), cfg, mesh, size, unroll)
@@ -112,21 +112,29 @@ def bench_loops(weights, sizes, hw=(480, 640), cfg=config.RetargetConfig()):
   return rows
 
 
-def bench_dtypes(weights, batch, photos=None):
-  """float32 vs bfloat16: steady seconds of one batch, and quality per package photo."""
+def bench_dtypes(weights, batch, hw=(480, 640)):
+  """float32 vs bfloat16: steady seconds of one batch, and quality on the package photos.
+
+  The photos are centre-cropped and scaled to ``hw`` and run as one batch padded to
+  ``batch``, so the quality check reuses the executables the speed check compiled.
+  """
   mesh = batching.batch_mesh()
-  photos = photos or _photos.package_photos(640)
-  photo = _photos.benchmark_photo(480, 640)
+  photos = {k: _photos.crop_resize(v, *hw) for k, v in _photos.package_photos(max(hw)).items()}
+  photo = _photos.benchmark_photo(*hw)
+  size = batching.batch_shape(batch, batch, mesh.devices.size)
   out = {}
   for dtype in ("float32", "bfloat16"):
     cfg = config.RetargetConfig(compute_dtype=dtype)
-    _, t, _ = _first_and_steady(weights, photo, batch, cfg, mesh)
+    _, t, res = _first_and_steady(weights, photo, batch, cfg, mesh)
+    phases = res[0].timings
+    names = list(photos)[:size]
+    _, results = _run(weights, [photos[k] for k in names], cfg, mesh, size)
     scores = {}
-    for name, img in photos.items():
-      _, (res,) = _run(weights, [img], cfg, mesh, batching.batch_shape(1, 1, mesh.devices.size))
+    for name, res in zip(names, results):
+      img = photos[name]
       ss = float(metrics.semantic_score_jit(weights, res.output, img))
       scores[name] = {"semantic_score": ss, **metrics.bidirectional_similarity(res.output, img)}
-    out[dtype] = {"batch": batch, "steady_s": t, "scores": scores,
+    out[dtype] = {"batch": batch, "steady_s": t, "timings": phases, "scores": scores,
                   "mean": {k: float(np.mean([s[k] for s in scores.values()]))
                            for k in ("semantic_score", "coherence", "completeness")}}
     print(dtype, json.dumps(out[dtype]["mean"]), f"{t:.2f} s", flush=True)
@@ -150,11 +158,13 @@ def batch_markdown(r: dict) -> str:
       L.append(f"| {x['batch']} | {x['unrolled_s']:.2f} | {x['rolled_s']:.2f} | "
                f"{x['rolled_reconstruction_s'] / x['unrolled_reconstruction_s']:.2f} |")
   if r.get("dtypes"):
-    L += ["", "| dtype | batch seconds | mean SS | mean coherence | mean completeness |",
-          "|---|---|---|---|---|"]
+    L += ["", "| dtype | batch seconds | prepare (s) | reconstruction (s) | mean SS | "
+          "mean coherence | mean completeness |", "|---|---|---|---|---|---|---|"]
     for k, x in r["dtypes"].items():
       m = x["mean"]
-      L.append(f"| {k} | {x['steady_s']:.2f} | {m['semantic_score']:.4f} | "
+      ph = x.get("timings", {})
+      L.append(f"| {k} | {x['steady_s']:.2f} | {ph.get('prepare', float('nan')):.2f} | "
+               f"{ph.get('reconstruction', float('nan')):.2f} | {m['semantic_score']:.4f} | "
                f"{m['coherence']:.5f} | {m['completeness']:.5f} |")
   return "\n".join(L) + "\n"
 

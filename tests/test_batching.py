@@ -122,8 +122,8 @@ _EIGHT_DEVICES = textwrap.dedent("""
     mesh = batching.batch_mesh()
     works = np.stack([np.asarray(pipeline.downscale(im, (64, 96), True)) for im in ims])
     works = np.concatenate([works] + [works[-1:]] * (8 - len(ims)))
-    prep = pipeline.prepare_batch(batching.replicate(w, mesh), batching.shard_batch(works, mesh),
-                                  (64, 72), cfg)
+    prep, _ = pipeline.prepare_batch(batching.replicate(w, mesh),
+                                     batching.shard_batch(works, mesh), (64, 72), cfg)
     print("devices", len(jax.devices()), "sharded_over", len(prep.init.sharding.device_set))
     res = batching.retarget_batch(w, ims, outs, cfg, mesh)
     np.savez(sys.argv[1], *[r.output for r in res])

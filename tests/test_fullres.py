@@ -1,0 +1,106 @@
+"""Full resolution: host resizes, padded lifts, and compilations shared across photo sizes."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from dnr_jax import config
+from dnr_jax import fullres
+from dnr_jax import importance
+from dnr_jax import pipeline
+from dnr_jax import reconstruct
+from dnr_jax import resample
+
+CFG = config.RetargetConfig(
+    operator=config.OperatorConfig(layers=("block1_conv2", "block2_conv2", "block3_conv4")),
+    reconstruction=config.ReconstructionConfig(steps=2, chunk=2), work_size=64)
+SHALLOW = "block1_conv2"
+
+
+@pytest.mark.parametrize("shape,out,kind", [
+    ((300, 451), (97, 160), "linear"),  # downscale, anisotropic
+    ((120, 90), (400, 333), "cubic"),  # upscale
+    ((43, 48), (128, 144), "cubic"),  # the correction's shape
+    ((64, 64), (50, 70), "cubic"),  # one axis down, one up
+])
+def test_host_resize_matches_the_jitted_resize(shape, out, kind):
+  x = np.random.default_rng(0).integers(0, 256, (*shape, 3)).astype(np.uint8)
+  jitted = np.asarray(resample.resize(jnp.asarray(x), out, kind))
+  host = resample.resize_host(x, out, kind, block=37)  # blocks that do not divide the rows
+  assert host.shape == (*out, 3) and host.dtype == np.float32
+  np.testing.assert_allclose(host, jitted, atol=1e-3)
+
+
+def _photo(small_photo, h, w):
+  return np.asarray(Image.fromarray(small_photo).resize((w, h), Image.LANCZOS))
+
+
+def _prepared(weights, image, out_hw, cfg=CFG):
+  s = pipeline.validate(image.shape[:2], out_hw, cfg)
+  work = pipeline.downscale(image, s.work, size_classes=True)
+  return s, pipeline.prepare(weights, work, s.work_out, cfg)
+
+
+def _axis_lift(plan):
+  kept = plan.kept[SHALLOW]
+  return fullres.AxisLift(kept, kept.shape[1] - plan.num_removed[SHALLOW].astype(jnp.int32),
+                          plan.cell_widths, jnp.asarray(kept.shape, jnp.int32),
+                          jnp.asarray(plan.cell_widths.shape[0], jnp.int32))
+
+
+def test_padded_lift_in_row_bands_equals_the_unpadded_lift(random_weights, small_photo):
+  image = _photo(small_photo, 150, 230)
+  s, prep = _prepared(random_weights, image, (150, 170))
+  lift = _axis_lift(prep.plan.width)
+  size = (np.int32(150), np.int32(230))
+  whole = np.asarray(fullres.lifted_tile(jnp.asarray(image), lift, np.int32(0), size,
+                                         np.int32(170), 170))
+  padded = fullres.pad_lift(jax.device_get(lift), 128)  # far more padding than needed
+  assert padded.kept.shape == (128, 128) and padded.cell_widths.shape == (128,)
+  bands = [np.asarray(fullres.lifted_tile(fullres.pad_to(image[st:st + 64], (64, 256)), padded,
+                                          np.int32(st), size, np.int32(170), 192))
+           for st in range(0, 150, 64)]
+  banded = np.concatenate(bands)[:150, :170]
+  np.testing.assert_allclose(banded, whole, atol=1e-3)
+
+
+def test_full_resolution_compiles_once_for_photos_of_one_width_class(
+    random_weights, small_photo, compilations):
+  """Two photos with different heights, hence different working shapes, but widths in
+  one size class: the second one's lift back to full resolution compiles nothing."""
+  for i, h in enumerate((200, 236)):
+    image = _photo(small_photo, h, 300)
+    s, prep = _prepared(random_weights, image, (h, 225))
+    with compilations() as seen:
+      out = pipeline.full_resolution_tiled(image, prep, prep.init, s, CFG, SHALLOW)
+    assert out.shape == (h, 225, 3)
+    if i == 0:
+      first_work = s.work
+      assert seen, "the first lift compiles"
+    else:
+      assert s.work != first_work
+      assert seen == [], f"the second photo's lift compiled {seen}"
+
+
+def test_result_target_importance_is_eq1_of_the_targets(random_weights, small_photo):
+  s, prep = _prepared(random_weights, small_photo, (64, 72))
+  for layer, target in prep.plan.targets.items():
+    np.testing.assert_allclose(prep.target_importance[layer],
+                               importance.importance_map(target), rtol=1e-5)
+  res = pipeline.retarget(random_weights, small_photo, (64, 72), CFG)
+  assert set(res.target_importance) == set(prep.plan.targets)
+  assert res.target_importance["block2_conv2"].shape == res.target_shapes["block2_conv2"][:2]
+
+
+def test_auto_dtype_and_loop_form_follow_the_backend():
+  assert config.resolve_compute_dtype("auto", "cpu") == "float32"
+  assert config.resolve_compute_dtype("auto", "gpu") == "bfloat16"
+  assert config.resolve_compute_dtype("auto", "tpu") == "bfloat16"
+  assert config.resolve_compute_dtype("float32", "gpu") == "float32"
+  assert reconstruct.default_unroll("cpu") and not reconstruct.default_unroll("gpu")
+  with pytest.raises(ValueError, match="compute_dtype"):
+    dataclasses.replace(CFG, compute_dtype="float16")
