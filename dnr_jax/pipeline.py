@@ -420,9 +420,10 @@ def full_resolution(image: jax.Array, prep: Prepared, work_final: jax.Array, s: 
                oh, ow, ow)
     return jnp.clip(base + corr, 0.0, 255.0)
   # Host: the low-frequency correction is a small image upsampled: NumPy, no compilation.
-  out = np.asarray(base, np.float32)
-  out += resample.resize_host(np.asarray(work_final, np.float32) - np.asarray(init, np.float32),
-                              (oh, ow), "cubic")
+  fresh = base is not image and isinstance(base, np.ndarray) and base.flags.writeable
+  out = base if fresh and base.dtype == np.float32 else np.array(base, np.float32)
+  resample.resize_host(np.asarray(work_final, np.float32) - np.asarray(init, np.float32),
+                       (oh, ow), "cubic", add_to=out)
   if progress:
     progress(total, total)
   return np.clip(out, 0.0, 255.0, out=out)

@@ -115,14 +115,23 @@ def resize_axis_host(x: np.ndarray, axis: int, size: int, kind: str = "linear") 
 
 
 def resize_host(image: np.ndarray, out_hw: tuple[int, int], kind: str = "linear",
-                block: int = 256) -> np.ndarray:
+                block: int = 256, add_to: np.ndarray | None = None) -> np.ndarray:
   """:func:`resize` in NumPy on the host (see :func:`resize_axis_host`): rows first,
   then the columns in blocks of ``block`` output rows, so the temporaries stay at
-  O(block x W') whatever the image size. Returns (H', W', ...) float32."""
+  O(block x W') whatever the image size. Returns (H', W', ...) float32; with
+  ``add_to`` (float32, that shape) the result is added into it instead, in place, so
+  no second full-size array is ever allocated."""
   rows = resize_axis_host(image, 0, out_hw[0], kind)
-  out = np.empty((out_hw[0], out_hw[1]) + rows.shape[2:], np.float32)
+  shape = (out_hw[0], out_hw[1]) + rows.shape[2:]
+  if add_to is not None and (add_to.shape != shape or add_to.dtype != np.float32):
+    raise ValueError(f"add_to must be float32 {shape}, got {add_to.dtype} {add_to.shape}")
+  out = np.empty(shape, np.float32) if add_to is None else add_to
   for r in range(0, out_hw[0], block):
-    out[r:r + block] = resize_axis_host(rows[r:r + block], 1, out_hw[1], kind)
+    part = resize_axis_host(rows[r:r + block], 1, out_hw[1], kind)
+    if add_to is None:
+      out[r:r + block] = part
+    else:
+      out[r:r + block] += part
   return out
 
 

@@ -33,6 +33,9 @@ def test_host_resize_matches_the_jitted_resize(shape, out, kind):
   host = resample.resize_host(x, out, kind, block=37)  # blocks that do not divide the rows
   assert host.shape == (*out, 3) and host.dtype == np.float32
   np.testing.assert_allclose(host, jitted, atol=1e-3)
+  base = np.full((*out, 3), 7.0, np.float32)
+  assert resample.resize_host(x, out, kind, add_to=base) is base  # in place
+  np.testing.assert_allclose(base, jitted + 7.0, atol=1e-3)
 
 
 def _photo(small_photo, h, w):
