@@ -60,7 +60,9 @@ flags.DEFINE_integer("work_multiple", _D.work_multiple,
 flags.DEFINE_integer("batch_size", 1,
                      "Images retargeted together (folder input): photos with the same "
                      "working shapes are grouped into vmapped batches of this size, split "
-                     "over all local devices. 1: one image at a time.")
+                     "over all local devices. 1: one image at a time (best on CPUs, where a "
+                     "vmapped batch is slower per image; use --work_multiple there to share "
+                     "compilations).")
 flags.DEFINE_string("compilation_cache", str(compilation.default_cache_dir()),
                     "Folder of JAX's persistent compilation cache: a second run of the same "
                     "sizes compiles nothing. Empty: no persistent cache.")
