@@ -64,7 +64,7 @@ def pad_lift(lift: AxisLift, side: int | None = None) -> AxisLift:
     raise ValueError(f"cannot pad a {kept.shape} plan with {cells.shape[0]} cells to {side}")
   padded_cells = np.zeros((side,), cells.dtype)
   padded_cells[:cells.shape[0]] = cells
-  return AxisLift(pad_to(kept[..., None], (side, side))[..., 0], np.asarray(lift.num_valid),
+  return AxisLift(pad_to(kept, (side, side)), np.asarray(lift.num_valid),
                   padded_cells, np.asarray(lift.work_hw, np.int32),
                   np.asarray(lift.num_cells, np.int32))
 
@@ -154,7 +154,7 @@ def size_class(n: int) -> int:
 
 
 def pad_to(x: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-  """``x`` (H, W, C) zero-padded at the bottom and right to ``hw`` (host)."""
+  """``x`` (H, W, ...) zero-padded at the bottom and right to ``hw`` (host)."""
   if tuple(x.shape[:2]) == tuple(hw):
     return np.asarray(x)
   out = np.zeros((*hw, *x.shape[2:]), x.dtype)

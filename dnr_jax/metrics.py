@@ -83,14 +83,21 @@ def bidirectional_similarity(output: np.ndarray, original: np.ndarray, patch: in
   Both images are scaled by the same factor (the original to ``scale_height`` px high)
   so patches of the two images cover the same scene extent. One jit per pair of sizes.
   """
-  factor = scale_height / original.shape[0]
-  (oh, ow), (ih, iw) = output.shape[:2], original.shape[:2]
-  o_h = max(patch, round(oh * factor))
-  o_hw = (o_h, max(1, round(ow * o_h / oh)))
-  i_hw = (scale_height, max(1, round(iw * scale_height / ih)))
-  coherence, completeness = _bidirectional(jax.device_put(np.asarray(output)), jax.device_put(np.asarray(original)), patch,
+  o_hw, i_hw = _scaled_sizes(output.shape, original.shape, patch, scale_height)
+  coherence, completeness = _bidirectional(jax.device_put(np.asarray(output)),
+                                           jax.device_put(np.asarray(original)), patch,
                                            o_hw, i_hw)
   return {"coherence": float(coherence), "completeness": float(completeness)}
+
+
+def _scaled_sizes(output_shape, original_shape, patch: int, scale_height: int):
+  """(output, original) sizes when both are scaled by the factor that takes the
+  original to ``scale_height`` px high (the output at least ``patch`` high)."""
+  factor = scale_height / original_shape[0]
+  (oh, ow), (ih, iw) = output_shape[:2], original_shape[:2]
+  o_h = max(patch, round(oh * factor))
+  return ((o_h, max(1, round(ow * o_h / oh))),
+          (scale_height, max(1, round(iw * scale_height / ih))))
 
 
 @functools.partial(jax.jit, static_argnames=("patch", "o_hw", "i_hw"))
@@ -103,11 +110,7 @@ def all_scores(weights: vgg.VGGWeights, output: np.ndarray, original: np.ndarray
                patch: int = 7, scale_height: int = 96) -> dict[str, float]:
   """Eq. 5 and both halves of bidirectional similarity in one compilation per pair of
   sizes: {'semantic_score': ..., 'coherence': ..., 'completeness': ...}."""
-  factor = scale_height / original.shape[0]
-  (oh, ow), (ih, iw) = output.shape[:2], original.shape[:2]
-  o_h = max(patch, round(oh * factor))
-  o_hw = (o_h, max(1, round(ow * o_h / oh)))
-  i_hw = (scale_height, max(1, round(iw * scale_height / ih)))
+  o_hw, i_hw = _scaled_sizes(output.shape, original.shape, patch, scale_height)
   ss, coherence, completeness = _all_scores(
       weights, jax.device_put(np.asarray(output, np.float32)),
       jax.device_put(np.asarray(original, np.float32)), patch, o_hw, i_hw)
