@@ -84,6 +84,8 @@ class Job:
   batch_size: int = 1  # >1: vmapped batches of images with equal working shapes
   process_index: int = 0  # multi-host runs (--distributed): this process's share
   process_count: int = 1
+  keep_mask: str | None = None  # mask image files (nonzero = masked), the input's size
+  remove_mask: str | None = None
 
 
 def target_size(height: int, width: int, job: Job) -> tuple[int, int]:
@@ -92,12 +94,15 @@ def target_size(height: int, width: int, job: Job) -> tuple[int, int]:
     if ratio is not None and pixels is not None:
       raise UserError(f"give --{rname} or --{pname}, not both")
     if ratio is not None:
-      if not (np.isfinite(ratio) and 0.0 < ratio <= 1.0):
-        raise UserError(f"--{rname} must be in (0, 1], got {ratio}")
+      if not (np.isfinite(ratio) and 0.0 < ratio <= pipeline.MAX_ENLARGE):
+        raise UserError(f"--{rname} must be in (0, {pipeline.MAX_ENLARGE}], got {ratio}")
       return max(1, round(size * ratio))
     if pixels is not None:
       if pixels <= 0:
         raise UserError(f"--{pname} must be positive, got {pixels}")
+      if pixels > pipeline.MAX_ENLARGE * size:
+        raise UserError(f"--{pname}={pixels} is more than {pipeline.MAX_ENLARGE}x the "
+                        f"input's {size} px: enlarge in several runs")
       return pixels
     return size
 
@@ -107,9 +112,6 @@ def target_size(height: int, width: int, job: Job) -> tuple[int, int]:
                     "--height_ratio or --target_height")
   oh = axis(height, job.height_ratio, job.target_height, "height_ratio", "target_height")
   ow = axis(width, job.width_ratio, job.target_width, "width_ratio", "target_width")
-  if ow > width or oh > height:
-    raise UserError(f"target {ow}x{oh} is larger than the input {width}x{height}: only "
-                    "shrinking is supported")
   if min(oh, ow) < image_io.MIN_SIDE:
     raise UserError(f"target {ow}x{oh} is below VGG19's {image_io.MIN_SIDE} px per side")
   return oh, ow
@@ -314,7 +316,24 @@ def exit_now(code: int) -> None:
 # ----------------------------------------------------------------------------- outputs
 
 
-def _debug_pictures(image: np.ndarray, res: pipeline.Result, task: outputs.Task) -> list[str]:
+def _mask_picture(image: np.ndarray, res: pipeline.Result, masks: dict) -> np.ndarray:
+  """Input with the keep (green) and remove (red) masks, and the output with where
+  they went (:meth:`pipeline.Result.map_labels`), screen-sized."""
+  colours = {"keep": (40, 220, 80), "remove": (255, 40, 40)}
+  h = min(400, image.shape[0])
+  tiles = []
+  for picture, moved in ((image, False), (res.output, True)):
+    small = visualize.resize_linear(picture, (h, max(1, round(picture.shape[1] * h
+                                                             / picture.shape[0]))))
+    for name, m in masks.items():
+      mm = res.map_labels(m.astype(np.uint8)) if moved else m.astype(np.uint8)
+      small = visualize.seams_overlay(small, mm > 0, colours[name])
+    tiles.append(small)
+  return visualize.panel(tiles, ["input + masks", "output + where they went"], height=h)
+
+
+def _debug_pictures(image: np.ndarray, res: pipeline.Result, task: outputs.Task,
+                    masks: dict | None = None) -> list[str]:
   """Debug pictures at the working size (a 12 MP photo gets screen-sized panels)."""
   written = []
 
@@ -327,13 +346,28 @@ def _debug_pictures(image: np.ndarray, res: pipeline.Result, task: outputs.Task)
   if res.importance:
     eff = np.asarray(importance.effective_importance_jit(res.importance, h, w))
     save("importance", visualize.importance_panel(res.importance, (h, w), eff))
+  if res.removal_axis:  # the seams drawn are the last run's, over its own input
+    base = visualize.resize_linear(res.stage_input, (h, w))
   for axis, removed in res.removed.items():
     # Height seams live on the width-resized maps: draw them over the input scaled to
     # the output width (positions are approximate where the width pass was non-uniform).
-    under = base if axis == "width" else visualize.resize_linear(base, (h, res.initial.shape[1]))
-    tiles = [visualize.seams_overlay(under, m if axis == "width" else m.T)
+    first = "height" if res.axis_order == "height_first" else "width"
+    if axis == first or len(res.removed) == 1:
+      under = base
+    elif axis == "height":  # on the width-resized image
+      under = visualize.resize_linear(base, (h, res.initial.shape[1]))
+    else:  # on the height-resized image
+      under = visualize.resize_linear(base, (res.initial.shape[0], w))
+    i = 1 if axis == "width" else 0
+    inserted = res.output.shape[i] > res.stages[-1].image_hw[i]
+    tiles = [visualize.seams_overlay(under, m if axis == "width" else m.T,
+                                     (40, 200, 255) if inserted else (255, 40, 40))
              for m in removed.values()]
-    save(f"seams_{axis}", visualize.panel(tiles, list(removed), height=min(h, 300)))
+    save(f"seams_{axis}", visualize.panel(
+        tiles, [f"{l} ({'inserted' if inserted else 'removed'})" for l in removed],
+        height=min(h, 300)))
+  if masks:
+    save("masks", _mask_picture(image, res, masks))
   save("targets", visualize.importance_panel(res.target_importance, res.initial.shape[:2]))
   save("stages", visualize.panel([base, res.initial, res.reconstructed, res.output],
                                  ["input", "init", "reconstructed", "output"],
@@ -346,8 +380,22 @@ def _debug_pictures(image: np.ndarray, res: pipeline.Result, task: outputs.Task)
   return written
 
 
+def _operations(image_hw, res: pipeline.Result) -> dict:
+  """What happened per axis: "shrink" (seams removed), "enlarge" (seams inserted) or
+  "unchanged"; object removal adds "remove"."""
+  ops = {}
+  for i, axis in ((1, "width"), (0, "height")):
+    n_in, n_out = image_hw[i], res.output.shape[i]
+    ops[axis] = "shrink" if n_out < n_in else "enlarge" if n_out > n_in else "unchanged"
+  if res.removal_axis:
+    ops["remove"] = res.removal_axis
+  return ops
+
+
 def _report_entry(task: outputs.Task, image, res: pipeline.Result, cfg: RetargetConfig,
-                  weights, debug_files, wall, estimate: cost_model.Estimate) -> dict:
+                  weights, debug_files, wall, estimate: cost_model.Estimate,
+                  job_masks: dict | None = None) -> dict:
+  job_masks = job_masks or {}
   small = res.output if res.output.shape[:2] == res.reconstructed.shape[:2] else None
   work_in = image if small is not None else visualize.resize_linear(image, res.work_hw)
   work_out = small if small is not None else visualize.resize_linear(res.output,
@@ -361,7 +409,12 @@ def _report_entry(task: outputs.Task, image, res: pipeline.Result, cfg: Retarget
       "work_size": {"height": res.work_hw[0], "width": res.work_hw[1]},
       "device": jax.default_backend(),
       "compute_dtype": resolve_compute_dtype(cfg.compute_dtype, jax.default_backend()),
+      "operations": _operations(image.shape[:2], res),
+      "axis_order": res.axis_order,
+      "axis_order_kept_importance": res.order_scores,
       "seams_removed": res.seams_removed,
+      "masks": {"keep_mask": job_masks.get("keep"), "remove_mask": job_masks.get("remove"),
+                "kept_pixels_copied": res.keep_held, "removal_axis": res.removal_axis},
       "target_feature_shapes": {l: list(s) for l, s in res.target_shapes.items()},
       "losses": {"reconstruction": res.recon_losses, "refinement": res.refine_losses},
       "timings_s": {**{k: round(v, 3) for k, v in res.timings.items()}, "total": round(wall, 3)},
@@ -388,6 +441,31 @@ class _Planned:
   info: image_io.ImageInfo
   out_hw: tuple[int, int]
   estimate: cost_model.Estimate
+  masks: dict = dataclasses.field(default_factory=dict)  # "keep"/"remove" -> (H, W) bool
+
+
+def _check_masks(masks: dict, image_hw: tuple[int, int], out_hw: tuple[int, int],
+                 cfg: RetargetConfig) -> tuple[int, int]:
+  """Mask sizes, object removal's size, and the keep mask's largest feasible shrink,
+  all before any compute on the image (UserError, exit 2). Returns the size the last
+  run starts from (the input's, or the size after the object's removal)."""
+  for name, m in masks.items():
+    if m.shape != tuple(image_hw):
+      raise UserError(f"--{name}_mask is {m.shape[1]}x{m.shape[0]}, the image "
+                      f"{image_hw[1]}x{image_hw[0]}: it must be the same size")
+  keep, mid = masks.get("keep"), tuple(image_hw)
+  if "remove" in masks and masks["remove"].any():
+    _, mid = pipeline.removal_size(masks["remove"], tuple(image_hw), cfg)
+    if min(mid) < image_io.MIN_SIDE:
+      raise UserError(f"--remove_mask spans the image: removing it leaves {mid[1]}x{mid[0]}")
+    pipeline.validate(mid, out_hw, cfg)
+  try:  # (after a removal the kept region is unchanged and the image smaller: the
+    # limits of the input are a close bound for the second run)
+    pipeline.check_keep(keep, tuple(image_hw), mid, cfg)
+    pipeline.check_keep(keep, tuple(image_hw), out_hw, cfg)
+  except pipeline.KeepInfeasible as e:
+    raise UserError(f"--keep_mask: {e}") from None
+  return mid
 
 
 def _preflight(job: Job, cfg: RetargetConfig) -> tuple[list[_Planned], list[dict], bool]:
@@ -401,6 +479,16 @@ def _preflight(job: Job, cfg: RetargetConfig) -> tuple[list[_Planned], list[dict
   except outputs.PathError as e:
     raise UserError(str(e)) from None
   all_sources = [t.source for t in tasks]
+  masks = {}
+  for name, path in (("keep", job.keep_mask), ("remove", job.remove_mask)):
+    if path is not None:
+      try:
+        masks[name] = image_io.load_mask(path, what=f"--{name}_mask", max_pixels=job.max_pixels)
+      except image_io.ImageError as e:
+        raise UserError(str(e)) from None
+      all_sources.append(pathlib.Path(path))  # never written over
+  if "keep" in masks and "remove" in masks and np.any(masks["keep"] & masks["remove"]):
+    raise UserError("--keep_mask and --remove_mask overlap: a pixel cannot be both")
   if job.process_count > 1:  # names are planned over all inputs, so shares never collide
     tasks = [tasks[i] for i in batching.process_share(len(tasks), job.process_index,
                                                       job.process_count)]
@@ -410,6 +498,7 @@ def _preflight(job: Job, cfg: RetargetConfig) -> tuple[list[_Planned], list[dict
       info = image_io.probe_image(task.source, job.max_pixels)
       out_hw = target_size(info.height, info.width, job)
       pipeline.validate((info.height, info.width), out_hw, cfg)
+      start_hw = _check_masks(masks, (info.height, info.width), out_hw, cfg)
     except (image_io.ImageError, UserError, ValueError) as e:
       if not folder:
         raise UserError(str(e)) from None
@@ -423,9 +512,12 @@ def _preflight(job: Job, cfg: RetargetConfig) -> tuple[list[_Planned], list[dict
                       task.source.stem, task.output)
     if job.save_debug:
       task.debug = outputs.debug_paths(task.output, outputs.debug_names(
-          out_hw[1] != info.width, out_hw[0] != info.height, cfg.reconstruction.steps > 0))
+          out_hw[1] != start_hw[1], out_hw[0] != start_hw[0], cfg.reconstruction.steps > 0,
+          has_masks=bool(masks)))
     est = cost_model.estimate((info.height, info.width), out_hw, cfg)
-    planned.append(_Planned(task, info, out_hw, est))
+    if "remove" in masks:  # two runs: the removal, then the requested size
+      est = est.plus(cost_model.estimate((info.height, info.width), out_hw, cfg))
+    planned.append(_Planned(task, info, out_hw, est, masks))
   paths = [(("output" if not folder else f"output of {p.task.source.name}"), p.task.output)
            for p in planned]
   paths += [(f"debug picture ({name})", path) for p in planned for name, path in p.task.debug.items()]
@@ -518,7 +610,7 @@ def run(job: Job, cfg: RetargetConfig) -> int:
 
 def _groups(planned: list[_Planned], job: Job, cfg: RetargetConfig) -> list[list[_Planned]]:
   """One image at a time (batch size 1), or vmapped batches of equal working shapes."""
-  if job.batch_size == 1:
+  if job.batch_size == 1 or job.keep_mask or job.remove_mask:  # masks: one at a time
     return [[p] for p in planned]
   job_sizes = [pipeline.sizes((p.info.height, p.info.width), p.out_hw, cfg.work_size,
                               cfg.work_multiple) for p in planned]
@@ -566,12 +658,17 @@ def _run_one(p: _Planned, index: int, count: int, job: Job, cfg: RetargetConfig,
       raise image_io.ImageError(f"{task.source}: decoded size differs from its header")
     print(_estimate_line(p, index, count), file=sys.stderr, flush=True)
     view.start_task(p.estimate.seconds)
-    res = in_worker(lambda: pipeline.retarget(weights, image, p.out_hw, cfg, view.update),
-                    view)
+    res = in_worker(lambda: pipeline.retarget(weights, image, p.out_hw, cfg, view.update,
+                                              keep=p.masks.get("keep"),
+                                              remove=p.masks.get("remove")), view)
     view.close()
+    if res.keep_held is not None and abs(res.keep_held - 1.0) > 1e-3:
+      print(f"dnr_jax: warning: {task.source.name}: only {100 * min(res.keep_held, 1.0):.1f}% "
+            "of the kept pixels could be copied unchanged (the free region is too small "
+            "for this size)", file=sys.stderr)
     image_io.save_image(res.output, task.output, protect=(task.source,))
     current["written"] = True
-    debug = _debug_pictures(image, res, task) if job.save_debug else []
+    debug = _debug_pictures(image, res, task, p.masks) if job.save_debug else []
   except (image_io.ImageError, ValueError) as e:
     view.close()
     msg = str(e) if str(task.source) in str(e) else f"{task.source}: {e}"
@@ -584,7 +681,8 @@ def _run_one(p: _Planned, index: int, count: int, job: Job, cfg: RetargetConfig,
   wall = time.perf_counter() - t0
   logging.info("wrote %s in %.1f s (%s)", task.output, wall,
                ", ".join(f"{k} {v:.1f} s" for k, v in res.timings.items()))
-  entry = _report_entry(task, image, res, cfg, weights, debug, wall, p.estimate)
+  entry = _report_entry(task, image, res, cfg, weights, debug, wall, p.estimate,
+                        {"keep": job.keep_mask, "remove": job.remove_mask})
   if res.interrupted:
     print(f"dnr_jax: interrupted; wrote the best image so far to {task.output}",
           file=sys.stderr)
@@ -651,13 +749,14 @@ def _run_batch(group: list[_Planned], planned: list[_Planned], job: Job, cfg: Re
       continue
     try:
       image_io.save_image(res.output, task.output, protect=(task.source,))
-      debug = _debug_pictures(image, res, task) if job.save_debug else []
+      debug = _debug_pictures(image, res, task, p.masks) if job.save_debug else []
     except (image_io.ImageError, ValueError) as err:
       msg = str(err) if str(task.source) in str(err) else f"{task.source}: {err}"
       error_line(msg)
       results.append((EXIT_USAGE, {**fail_entry, "error": msg}))
       continue
-    entry = _report_entry(task, image, res, cfg, weights, debug, wall, p.estimate)
+    entry = _report_entry(task, image, res, cfg, weights, debug, wall, p.estimate,
+                        {"keep": job.keep_mask, "remove": job.remove_mask})
     entry["batch"] = {"size": len(loaded), "index": k, "devices": int(mesh.devices.size),
                       "seconds": round(wall, 3)}
     results.append((EXIT_OK, entry))

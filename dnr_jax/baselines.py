@@ -5,7 +5,8 @@ Every method is ``fn(image uint8 (H, W, 3), out_hw, ctx) -> uint8 (H', W', 3)``:
 - ``linear``: uniform scale with Pillow's LANCZOS filter (antialiased).
 - ``crop``: centre crop.
 - ``seam_carving`` / ``seam_carving_forward``: image-space seam carving with backward
-  (gradient) and forward energy (ours, jitted; width first, then height).
+  (gradient) and forward energy (ours, jitted; width first, then height); seam
+  insertion where the size grows.
 - ``feature_seams_in_image``: section 4.2 / Figure 10 -- the seams (and warp) the deep
   operator chose at block1, applied to the input pixels, with no reconstruction.
 - ``dnr_no_refine`` and ``dnr``: Deep Network Resizing without / with refinement.
@@ -58,17 +59,36 @@ def carve_width_map(image: jax.Array, num_seams: int, energy: str = "backward",
   return column_maps.apply(image, cmap)
 
 
+def insert_width_map(image: jax.Array, num_seams: int, energy: str = "backward",
+                     batch: int | None = None) -> jax.Array:
+  """Image-space seam insertion (Avidan & Shamir 2007, section 3.4) of (h, w, 3) float to
+  (h, w + num_seams, 3): the ``num_seams`` seams removal would take, each duplicated
+  once (its copy the average with its right neighbour; pure, jittable)."""
+  w = image.shape[1]
+  res = seams.carve_image(image, num_seams, energy, batch)
+  coords = seams.insertion_coords(res, w, w + num_seams)
+  cmap = column_maps.from_kept(coords, w + num_seams,
+                               jnp.arange(w + num_seams, dtype=jnp.float32))
+  return column_maps.apply(image, cmap)
+
+
 _carve_width = jax.jit(carve_width_map, static_argnames=("num_seams", "energy", "batch"))
+_insert_width = jax.jit(insert_width_map, static_argnames=("num_seams", "energy", "batch"))
+
+
+def _resize_width(x: jax.Array, width: int, energy: str) -> jax.Array:
+  if width < x.shape[1]:
+    return _carve_width(x, num_seams=x.shape[1] - width, energy=energy)
+  if width > x.shape[1]:
+    return _insert_width(x, num_seams=width - x.shape[1], energy=energy)
+  return x
 
 
 def seam_carve(image: np.ndarray, out_hw, energy: str = "backward") -> np.ndarray:
-  """Image-space seam carving to (H', W'): width first, then height on the transpose."""
-  x = jnp.asarray(image, jnp.float32)
-  if out_hw[1] < x.shape[1]:
-    x = _carve_width(x, num_seams=x.shape[1] - out_hw[1], energy=energy)
-  if out_hw[0] < x.shape[0]:
-    x = jnp.swapaxes(_carve_width(jnp.swapaxes(x, 0, 1), num_seams=x.shape[0] - out_hw[0],
-                                  energy=energy), 0, 1)
+  """Image-space seam carving (or insertion, to enlarge) to (H', W'): width first, then
+  height on the transpose."""
+  x = _resize_width(jnp.asarray(image, jnp.float32), out_hw[1], energy)
+  x = jnp.swapaxes(_resize_width(jnp.swapaxes(x, 0, 1), out_hw[0], energy), 0, 1)
   return np.clip(np.round(np.asarray(x)), 0, 255).astype(np.uint8)
 
 

@@ -52,9 +52,16 @@ def from_kept(kept: jax.Array, num_valid: jax.Array | int, coords: jax.Array) ->
   """Samples the first ``num_valid`` kept columns at fractional positions ``coords``.
 
   Args:
-    kept: (h, w) int32 source column of each position after seam removal.
+    kept: (h, w) source column of each position after seam removal (int), or after
+      seam insertion (float: a duplicated seam's copy sits at x + 0.5, see
+      :func:`dnr_jax.seams.insertion_coords`).
     num_valid: how many leading positions of ``kept`` are valid (traced OK).
     coords: (w_out,) or (h, w_out) float positions in [0, num_valid - 1].
+
+  Between two neighbouring positions whose sources are at most one column apart (no
+  seam removed between them) the *coordinate* is interpolated, which is exact for
+  inserted half columns; across a removed seam the two kept columns' *values* are
+  blended (see the module docstring). For integer ``kept`` both give the same map.
   """
   h = kept.shape[0]
   coords = jnp.broadcast_to(coords, (h, coords.shape[-1])).astype(jnp.float32)
@@ -63,7 +70,18 @@ def from_kept(kept: jax.Array, num_valid: jax.Array | int, coords: jax.Array) ->
   i0 = jnp.clip(jnp.floor(c).astype(jnp.int32), 0, last)
   i1 = jnp.minimum(i0 + 1, last)
   t = c - i0.astype(jnp.float32)
-  return ColumnMap(jnp.take_along_axis(kept, i0, 1), jnp.take_along_axis(kept, i1, 1), t)
+  if not jnp.issubdtype(kept.dtype, jnp.floating):
+    return ColumnMap(jnp.take_along_axis(kept, i0, 1), jnp.take_along_axis(kept, i1, 1), t)
+  k0 = jnp.take_along_axis(kept, i0, 1)
+  k1 = jnp.take_along_axis(kept, i1, 1)
+  x = k0 + t * (k1 - k0)  # adjacent: a coordinate
+  base = jnp.floor(x)
+  near = (k1 - k0) <= 1.0
+  idx0 = jnp.where(near, base, jnp.floor(k0)).astype(jnp.int32)
+  # (k1 <= the last source column, so ceil(k1) is a valid column >= x)
+  idx1 = jnp.where(near, jnp.minimum(base + 1.0, jnp.ceil(k1)), jnp.floor(k1)).astype(jnp.int32)
+  weight = jnp.where(near, x - base, t)
+  return ColumnMap(idx0, idx1, weight)
 
 
 def linear_coords(num_src: jax.Array | int, w_out: int) -> jax.Array:
@@ -85,7 +103,8 @@ def linear_scale(h: int, w: int, w_out: int) -> ColumnMap:
 
 
 def warp_cell_widths(cell_importance: jax.Array, width_in: jax.Array, width_out: jax.Array,
-                     min_scale: float = 0.2, iterations: int = 60) -> jax.Array:
+                     min_scale: float = 0.2, iterations: int = 60,
+                     protected: jax.Array | None = None) -> jax.Array:
   """Output widths of equal input column cells, proportional to importance (Eq. 3).
 
   Eq. 3 sets sigma_i = (w'/w_G) * mu_i / sum(mu), i.e. each cell's new width is
@@ -95,10 +114,15 @@ def warp_cell_widths(cell_importance: jax.Array, width_in: jax.Array, width_out:
   t * mu_i clipped to [min_scale, 1] x the input cell width, with t found by bisection
   so that they sum to w' (water-filling), then rescaled for an exact sum.
 
+  Enlarging (``width_out > width_in``, traced) is the same water-filling on 1 / mu_i
+  clipped to [1, 1 / min_scale] x the input cell width: the least important cells
+  stretch most and no cell shrinks. ``protected`` (n,) bool cells (keep masks) keep
+  their input width exactly whenever the others can absorb the change.
+
   Args:
     cell_importance: (n,) non-negative importance of each input cell.
     width_in: total input width (cells are width_in / n each).
-    width_out: total output width (<= width_in).
+    width_out: total output width.
   Returns:
     (n,) float32 output widths summing to width_out.
   """
@@ -106,7 +130,13 @@ def warp_cell_widths(cell_importance: jax.Array, width_in: jax.Array, width_out:
   n = mu.shape[0]
   a = jnp.asarray(width_in, jnp.float32) / n
   target = jnp.asarray(width_out, jnp.float32)
-  lo, hi = min_scale * a, a
+  enlarge = target > jnp.asarray(width_in, jnp.float32)
+  mu = jnp.where(enlarge, 1.0 / mu, mu)
+  lo = jnp.where(enlarge, a, min_scale * a)
+  hi = jnp.where(enlarge, a / min_scale, a)
+  if protected is not None:
+    lo = jnp.where(protected, a, lo)
+    hi = jnp.where(protected, a, hi)
   base = a / jnp.mean(mu)
 
   def total(log_t):
@@ -120,7 +150,16 @@ def warp_cell_widths(cell_importance: jax.Array, width_in: jax.Array, width_out:
 
   l, u = jax.lax.fori_loop(0, iterations, bisect, (jnp.float32(-30.0), jnp.float32(30.0)))
   widths = jnp.clip(base * jnp.exp(0.5 * (l + u)) * mu, lo, hi)
-  return widths * (target / jnp.sum(widths))
+  if protected is None:
+    return widths * (target / jnp.sum(widths))
+  # The exact sum is taken from the free cells where they can give it.
+  free = ~jnp.broadcast_to(protected, widths.shape)
+  excess = jnp.sum(widths) - target
+  free_sum = jnp.sum(jnp.where(free, widths, 0.0))
+  ok = (free_sum > 1e-6) & (free_sum - excess > 0.0)
+  scaled_free = jnp.where(free, widths * ((free_sum - excess) / jnp.maximum(free_sum, 1e-6)),
+                          widths)
+  return jnp.where(ok, scaled_free, widths * (target / jnp.sum(widths)))
 
 
 def warp_coords(cell_widths: jax.Array, num_src: jax.Array | int, w_out,
@@ -159,3 +198,16 @@ def cell_profile(column_importance: jax.Array, num_valid: jax.Array | int, num_c
   t = p - i0
   vals = column_importance[i0] * (1 - t) + column_importance[i1] * t
   return vals.reshape(num_cells, samples_per_cell).mean(axis=1)
+
+
+def cells_holding(columns: jax.Array, num_valid: jax.Array | int, num_cells: int) -> jax.Array:
+  """(num_cells,) bool: the equal normalised cells of the first ``num_valid`` positions
+  that overlap a True of ``columns`` (w,) bool (a position straddling two cells marks
+  both): exact, unlike a sampled :func:`cell_profile`."""
+  n = jnp.asarray(num_valid, jnp.float32)
+  j = jnp.arange(columns.shape[0], dtype=jnp.float32)
+  live = columns & (j < n)
+  first = jnp.clip(jnp.floor(j * num_cells / n), 0, num_cells - 1).astype(jnp.int32)
+  last = jnp.clip(jnp.ceil((j + 1) * num_cells / n) - 1, 0, num_cells - 1).astype(jnp.int32)
+  cells = jnp.zeros((num_cells,), bool).at[first].max(live)
+  return cells.at[last].max(live)

@@ -28,6 +28,9 @@ def check_range(name: str, value: float, lo: float | None = None, hi: float | No
                      f"{hi_s}], got {value}")
 
 
+AXIS_ORDERS = ("auto", "width_first", "height_first")
+
+
 @dataclasses.dataclass(frozen=True)
 class OperatorConfig:
   """The deep multi-operator: hierarchical seam carving (Eq. 1-2) + grid warping (Eq. 3)."""
@@ -41,8 +44,15 @@ class OperatorConfig:
   # Seams found per DP pass at the layers below the deepest (whose threshold stop
   # needs one seam at a time): 0 = 1/32 of the layer's width, 1 = one per pass.
   seams_per_pass: int = 0
+  # When both axes change: "auto" plans both orders and keeps the one whose seams-and-warp
+  # image keeps more deep features (pipeline.choose_order), or "width_first" /
+  # "height_first".
+  axis_order: str = "auto"
 
   def __post_init__(self):
+    if self.axis_order not in AXIS_ORDERS:
+      raise ValueError(f"axis_order must be one of {', '.join(AXIS_ORDERS)}, got "
+                       f"{self.axis_order!r}")
     check_range("alpha", self.alpha, 0.0, 1.0)
     check_range("percentile", self.percentile, 0.0, 100.0)
     check_range("grid_cell", self.grid_cell, 1)

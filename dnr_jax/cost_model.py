@@ -58,6 +58,14 @@ class Estimate:
   def total_s(self) -> float:
     return float(sum(self.seconds.values()))
 
+  def plus(self, other: "Estimate") -> "Estimate":
+    """Two runs one after the other (object removal, then the requested size)."""
+    seconds = {k: self.seconds.get(k, 0.0) + other.seconds.get(k, 0.0)
+               for k in {**self.seconds, **other.seconds}}
+    return dataclasses.replace(self, seconds=seconds, compile_s=self.compile_s + other.compile_s,
+                               peak_rss_bytes=max(self.peak_rss_bytes, other.peak_rss_bytes),
+                               device_bytes=max(self.device_bytes, other.device_bytes))
+
   def to_json(self) -> dict:
     return {"seconds": {k: round(v, 2) for k, v in self.seconds.items()},
             "total_s": round(self.total_s, 2), "compile_s": round(self.compile_s, 2),
@@ -73,7 +81,7 @@ def estimate(image_hw: tuple[int, int], out_hw: tuple[int, int],
   out_px = out_hw[0] * out_hw[1]
   work_px = s.work[0] * s.work[1]
   work_out_px = s.work_out[0] * s.work_out[1]
-  seams = (s.work[0] - s.work_out[0]) + (s.work[1] - s.work_out[1])
+  seams = abs(s.work[0] - s.work_out[0]) + abs(s.work[1] - s.work_out[1])  # removed/inserted
   compile_s = _COMPILE_S + _COMPILE_S_PER_WORK_PX * work_px
   seconds = {
       "decode": _DECODE_S_PER_PX * full_px,

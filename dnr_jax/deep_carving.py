@@ -28,6 +28,7 @@ from typing import Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dnr_jax import column_maps
 from dnr_jax import importance
@@ -38,15 +39,22 @@ from dnr_jax.config import OperatorConfig
 
 
 class AxisPlan(NamedTuple):
-  """How one axis of every chosen layer is resized (width convention: (h, w) maps)."""
+  """How one axis of every chosen layer is resized (width convention: (h, w) maps).
+
+  Shrinking removes seams; enlarging inserts them (``kept`` is then float: the source
+  coordinate of every position of the widened map, see
+  :func:`dnr_jax.seams.insertion_coords`). ``removed`` and ``num_removed`` count the
+  carved seams either way.
+  """
 
   maps: dict  # layer -> ColumnMap, (h_l, w_l') each
-  removed: dict  # layer -> (h_l, w_l) bool, positions removed by seams
-  num_removed: dict  # layer -> () int32
+  removed: dict  # layer -> (h_l, w_l) bool, source positions of the carved seams
+  num_removed: dict  # layer -> () int32 seams removed (or inserted)
   importance: dict  # layer -> (h_l, w_l) Eq. 1 importance (undamped)
   damped: dict  # layer -> (h_l, w_l) Eq. 2 importance the seams were found on
   cell_widths: jax.Array  # (n_cells,) output widths of the warp cells, image pixels
-  kept: dict  # layer -> (h_l, w_l) int32 source column of each carved position
+  kept: dict  # layer -> (h_l, w_l or w_l + inserted) source column of each position
+  num_valid: dict  # layer -> () int32 valid positions of ``kept`` (w_l -/+ seams)
 
 
 def sort_layers(layers, arch: str = "vgg19") -> tuple[str, ...]:
@@ -54,20 +62,62 @@ def sort_layers(layers, arch: str = "vgg19") -> tuple[str, ...]:
   return tuple(sorted(set(layers), key=lambda n: vgg.layer_index(n, arch)))
 
 
+def forbidden_positions(keep: jax.Array, layer: str, arch: str = "vgg19") -> jax.Array:
+  """(h_l, w_l) bool: positions of ``layer`` whose receptive field touches a kept pixel.
+
+  ``keep`` is the (h, w) image-size keep mask. The mask is pushed forward along the
+  real VGG path (a conv: 3x3 dilation; a pool: 2x2 max, stride 2), which is exactly
+  the set of feature positions that see a kept pixel.
+  """
+  mask = receptive.dilate3(keep.astype(bool))  # the first conv
+  for kind in vgg.path_between(vgg.layer_names(arch)[0], layer, arch):
+    if kind == "pool":
+      h, w = mask.shape[0] // 2 * 2, mask.shape[1] // 2 * 2
+      mask = mask[:h, :w].reshape(h // 2, 2, w // 2, 2).any(axis=(1, 3))
+    else:
+      mask = receptive.dilate3(mask)
+  return mask
+
+
+def seams_needed(forbid: jax.Array, width: int, out_width: int, min_scale: float) -> jax.Array:
+  """Seams a layer must remove so that the warp, which may not squeeze cells holding
+  forbidden positions, can do the rest: the warp shrinks a free column to at least
+  ``min_scale``, and each seam may cost a free column, so k seams leave it
+  (1 - min_scale) (free - k) to give; k >= (w - w' - (1 - min_scale) free) / min_scale."""
+  free = jnp.sum(~jnp.any(forbid, axis=0)).astype(jnp.float32)
+  need = (width - out_width - (1.0 - min_scale) * free) / min_scale
+  return jnp.clip(jnp.ceil(need), 0, width - out_width).astype(jnp.int32)
+
+
 def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
-               cfg: OperatorConfig, arch: str = "vgg19") -> AxisPlan:
-  """Deep multi-operator along the width for one image's features {layer: (h, w, c)}."""
+               cfg: OperatorConfig, arch: str = "vgg19",
+               keep: jax.Array | None = None, remove: jax.Array | None = None) -> AxisPlan:
+  """Deep multi-operator along the width for one image's features {layer: (h, w, c)}.
+
+  Shrinking removes seams, enlarging (``out_width > image_width``, up to 2x) inserts
+  the same seams (the lowest-importance ones, deepest layer first, steered by Eq. 2);
+  the warp (Eq. 3) does the rest either way. ``keep`` (h, w) bool image mask: no seam
+  at any layer passes through a position whose receptive field touches it
+  (:func:`forbidden_positions`), and the warp does not resize cells that hold one.
+  ``remove`` (h, w) bool image mask (object removal): every layer removes all of its
+  width change by seams, drawn first through the positions that see the masked
+  pixels (a bonus larger than any path's importance), so with ``out_width`` from
+  :func:`removal_seams` the object is carved out entirely.
+  """
   layers = sort_layers(cfg.layers, arch)
-  if out_width > image_width:
-    raise ValueError(f"cannot enlarge with seam removal: {image_width} -> {out_width}")
-  maps, removed, num_removed, imps, damped, kept_all = {}, {}, {}, {}, {}, {}
+  enlarge = out_width > image_width
+  if enlarge and out_width > 2 * image_width:
+    raise ValueError(f"cannot enlarge more than 2x: {image_width} -> {out_width}")
+  maps, removed, num_removed, imps, damped, kept_all, valid = {}, {}, {}, {}, {}, {}, {}
+  forbid = {}
   fraction = jnp.float32(0.0)
   deeper = None
+  limit = seams.FORBIDDEN_LIMIT if keep is not None else None
   for layer in reversed(layers):
     f = feats[layer]
     h, w = f.shape[:2]
     w_out = vgg.layer_size(out_width, layer, arch)
-    max_k = w - w_out
+    max_k = min(abs(w_out - w), w - 1)
     s = importance.importance_map(f)
     imps[layer] = s
     m = s
@@ -75,45 +125,89 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
       rf = receptive.receptive_field_mask(removed[deeper], layer, deeper, (h, w), arch)
       m = jnp.where(rf, cfg.alpha * s, s)
     damped[layer] = m
-    if not cfg.use_seams or max_k <= 0:
+    if keep is not None:
+      forbid[layer] = forbidden_positions(keep, layer, arch)
+      m = jnp.where(forbid[layer], seams.FORBIDDEN, m)
+    if enlarge:  # a border position's features saw the zero padding: a copy of it inside
+      # the image is a target no image can meet (a bright line along the edge)
+      edge = (jnp.arange(w) == 0) | (jnp.arange(w) == w - 1)
+      m = jnp.where(edge[None, :], m + 2.0 * h * jnp.max(s) + 1.0, m)
+    if remove is not None:
+      bonus = 2.0 * h * jnp.max(s) + 1.0  # one more removed position beats any path
+      m = jnp.where(forbidden_positions(remove, layer, arch), m - bonus, m)
+    if remove is not None and max_k > 0:  # object removal: seams only, every layer, one
+      # per DP pass (a batched pass pushes merging paths aside, out of the object)
+      res = seams.carve(m, max_k, max_k, seams.fixed_energy_fn, limit=limit)
+    elif not cfg.use_seams or max_k <= 0:
       res = seams.CarveResult(column_maps.identity_kept(h, w), jnp.int32(0),
                               jnp.zeros((1, h), jnp.int32), jnp.full((1,), jnp.inf))
     elif deeper is None:  # the deepest layer decides how much seam carving can do
       threshold = jnp.percentile(s, cfg.percentile)
-      res = seams.carve(m, max_k, max_k, seams.fixed_energy_fn, stop_threshold=threshold)
+      res = seams.carve(m, max_k, max_k, seams.fixed_energy_fn, stop_threshold=threshold,
+                        limit=limit)
       fraction = res.num_removed.astype(jnp.float32) / w
+      if keep is not None:  # a keep mask blocks most deep positions (their receptive
+        # fields are large): the fraction for the shallower layers is the one the
+        # threshold stop gives without it, and each layer carves what it can of it
+        free = seams.carve(damped[layer], max_k, max_k, seams.fixed_energy_fn,
+                           stop_threshold=threshold)
+        fraction = free.num_removed.astype(jnp.float32) / w
     else:
       k = jnp.clip(jnp.round(fraction * w).astype(jnp.int32), 0, max_k)
+      if keep is not None and not enlarge:
+        k = jnp.maximum(k, seams_needed(forbid[layer], w, w_out, cfg.min_cell_scale))
       batch = cfg.seams_per_pass or seams.default_batch(w)
       if batch <= 1:
-        res = seams.carve(m, k, max_k, seams.fixed_energy_fn)
+        res = seams.carve(m, k, max_k, seams.fixed_energy_fn, limit=limit)
       else:
-        res = seams.carve_batched(m, k, max_k, seams.fixed_energy_fn, batch)
+        res = seams.carve_batched(m, k, max_k, seams.fixed_energy_fn, batch, limit=limit)
     removed[layer] = seams.removed_mask(res, w)
     num_removed[layer] = res.num_removed
-    kept_all[layer] = res.kept
+    if enlarge:
+      kept_all[layer] = seams.insertion_coords(res, w, w + max(max_k, 0))
+      valid[layer] = w + res.num_removed
+    else:
+      kept_all[layer] = res.kept
+      valid[layer] = w - res.num_removed
     deeper = layer
 
   # Eq. 3: cell importance from every layer's carved map, in normalised coordinates.
-  n_cells = max(1, round(image_width / cfg.grid_cell))
+  # With a keep mask the cells are 4x finer, so that a large kept region still leaves
+  # free cells beside it for the warp.
+  cell = cfg.grid_cell if keep is None else max(2, cfg.grid_cell // 4)
+  n_cells = max(1, round(image_width / cell))
   mu = jnp.zeros((n_cells,), jnp.float32)
-  for layer in layers:
-    n_valid = imps[layer].shape[1] - num_removed[layer]
-    carved = jnp.take_along_axis(imps[layer], kept_all[layer], axis=1)
-    profile = carved.mean(axis=0)
-    cells = column_maps.cell_profile(profile, n_valid, n_cells)
-    mu = mu + cells / (jnp.mean(cells) + 1e-8)
-  shallow = layers[0]
-  width_in = image_width * (1.0 - num_removed[shallow] / imps[shallow].shape[1])
-  cell_widths = column_maps.warp_cell_widths(mu, width_in, out_width, cfg.min_cell_scale)
+
+  def carved(x, layer):  # x (h, w) at the source positions -> at the carved positions
+    src = jnp.clip(jnp.floor(kept_all[layer]).astype(jnp.int32), 0, x.shape[1] - 1)
+    return jnp.take_along_axis(x, src, axis=1)
 
   for layer in layers:
-    w = imps[layer].shape[1]
-    n_valid = w - num_removed[layer]
+    profile = carved(imps[layer], layer).mean(axis=0)
+    cells = column_maps.cell_profile(profile, valid[layer], n_cells)
+    mu = mu + cells / (jnp.mean(cells) + 1e-8)
+  shallow = layers[0]
+  protected = None
+  if keep is not None:
+    held = carved(forbid[shallow], shallow).any(axis=0)
+    protected = column_maps.cells_holding(held, valid[shallow], n_cells)
+  width_in = image_width * (valid[shallow] / imps[shallow].shape[1])
+  cell_widths = column_maps.warp_cell_widths(mu, width_in, out_width, cfg.min_cell_scale,
+                                             protected=protected)
+
+  for layer in layers:
     w_out = vgg.layer_size(out_width, layer, arch)
-    coords = column_maps.warp_coords(cell_widths, n_valid, w_out)
-    maps[layer] = column_maps.from_kept(kept_all[layer], n_valid, coords)
-  return AxisPlan(maps, removed, num_removed, imps, damped, cell_widths, kept_all)
+    coords = column_maps.warp_coords(cell_widths, valid[layer], w_out)
+    maps[layer] = column_maps.from_kept(kept_all[layer], valid[layer], coords)
+  if keep is not None:
+    # Kept pixels are copied, not resampled: inside a protected cell the warp is a
+    # translation by a fraction of a pixel, so rounding the blend weight there copies
+    # every source column exactly once.
+    cm, fb = maps[shallow], forbid[shallow]
+    near = (jnp.take_along_axis(fb, cm.index0, axis=1)
+            | jnp.take_along_axis(fb, cm.index1, axis=1))
+    maps[shallow] = cm._replace(weight1=jnp.where(near, jnp.round(cm.weight1), cm.weight1))
+  return AxisPlan(maps, removed, num_removed, imps, damped, cell_widths, kept_all, valid)
 
 
 def _transpose_hw(x: jax.Array) -> jax.Array:
@@ -126,33 +220,108 @@ class ResizePlan(NamedTuple):
   targets: dict  # layer -> F'_l (h_l', w_l', c) target feature maps
 
 
+def height_first(plan: ResizePlan) -> bool:
+  """Whether the plan's height pass came first (static: read from the map shapes).
+
+  Width first, the width maps have the input's rows; height first, the output's."""
+  if plan.width is None or plan.height is None:
+    return False
+  layer = next(iter(plan.width.maps))
+  return plan.width.maps[layer].index0.shape[0] == plan.height.maps[layer].index0.shape[1]
+
+
+def _apply_width(x, cmap):
+  return column_maps.apply(x, cmap)
+
+
+def _apply_height(x, cmap):
+  return _transpose_hw(column_maps.apply(_transpose_hw(x), cmap))
+
+
 def apply_plan_to_layer(x: jax.Array, plan: ResizePlan, layer: str) -> jax.Array:
   """Resizes an (h_l, w_l, ...) array of ``layer`` with the plan's column/row maps."""
-  if plan.width is not None:
-    x = column_maps.apply(x, plan.width.maps[layer])
-  if plan.height is not None:
-    x = _transpose_hw(column_maps.apply(_transpose_hw(x), plan.height.maps[layer]))
+  steps = [(_apply_width, plan.width), (_apply_height, plan.height)]
+  if height_first(plan):
+    steps.reverse()
+  for fn, axis_plan in steps:
+    if axis_plan is not None:
+      x = fn(x, axis_plan.maps[layer])
   return x
+
+
+def pixel_map(plan: AxisPlan, shallow: str):
+  """The shallow (stride-1) layer's column map: how the plan moves image pixels."""
+  return plan.maps[shallow]
 
 
 def plan_resize(feats: Mapping[str, jax.Array], image_hw: tuple[int, int],
                 out_hw: tuple[int, int], cfg: OperatorConfig,
-                arch: str = "vgg19") -> ResizePlan:
-  """Width pass, then height pass on the width-resized maps; returns target maps F'.
+                arch: str = "vgg19", keep: jax.Array | None = None,
+                remove: jax.Array | None = None, order: str = "width_first") -> ResizePlan:
+  """One pass per changing axis (``order``), each on the maps the other left; returns
+  target maps F'.
 
   Args:
     feats: {layer: (h_l, w_l, c_l)} features of one image (no batch axis).
-    image_hw, out_hw: input and output image sizes (static).
+    image_hw, out_hw: input and output image sizes (static); each axis may shrink or
+      enlarge (up to 2x).
+    keep, remove: optional (h, w) bool keep / remove masks of the image (see
+      :func:`plan_width`).
+    order: "width_first" (the height pass then works on the width-resized maps) or
+      "height_first"; :func:`height_first` reads it back from the plan.
   """
   (h, w), (oh, ow) = image_hw, out_hw
   layers = sort_layers(cfg.layers, arch)
   cur = {l: feats[l] for l in layers}
-  width_plan = height_plan = None
-  if ow != w:
-    width_plan = plan_width(cur, w, ow, cfg, arch)
-    cur = {l: column_maps.apply(cur[l], width_plan.maps[l]) for l in layers}
-  if oh != h:
-    height_plan = plan_width({l: _transpose_hw(cur[l]) for l in layers}, h, oh, cfg, arch)
-    cur = {l: _transpose_hw(column_maps.apply(_transpose_hw(cur[l]), height_plan.maps[l]))
-           for l in layers}
-  return ResizePlan(width_plan, height_plan, cur)
+  if order not in ("width_first", "height_first"):
+    raise ValueError(f"order must be width_first or height_first, got {order!r}")
+  axes = [("width", w, ow), ("height", h, oh)]
+  if order == "height_first":
+    axes.reverse()
+  plans = {}
+  for axis, n, n_out in axes:
+    if n_out == n:
+      continue
+    t = (lambda x: x) if axis == "width" else _transpose_hw  # height: transposed maps
+    plans[axis] = plan_width({l: t(cur[l]) for l in layers}, n, n_out, cfg, arch,
+                             None if keep is None else t(keep),
+                             None if remove is None else t(remove))
+    shallow_map = pixel_map(plans[axis], layers[0])
+    move = lambda m: None if m is None else t(column_maps.apply(  # noqa: E731
+        t(m).astype(jnp.float32), shallow_map) > 0.0)
+    keep, remove = move(keep), move(remove)
+    cur = {l: t(column_maps.apply(t(cur[l]), plans[axis].maps[l])) for l in layers}
+  return ResizePlan(plans.get("width"), plans.get("height"), cur)
+
+
+def kept_importance(feats: Mapping[str, jax.Array], targets: Mapping[str, jax.Array]
+                    ) -> jax.Array:
+  """How much of the input's importance a plan's targets keep: the sum over layers of
+  sum(S_l(F'_l)) / sum(S_l(F_l)) (Eq. 1), the deep analogue of the energy a seam order
+  keeps in Avidan & Shamir's transport map. Higher is better."""
+  total = jnp.float32(0.0)
+  for l, t in targets.items():
+    total = total + (jnp.sum(importance.importance_map(t))
+                     / (jnp.sum(importance.importance_map(feats[l])) + 1e-8))
+  return total
+
+
+def block1_footprint(mask: np.ndarray) -> np.ndarray:
+  """(h, w) bool: the pixels whose block1_conv2 feature sees ``mask`` (a 5x5 dilation),
+  on the host (NumPy)."""
+  m = np.pad(np.asarray(mask, bool), 2)
+  h, w = m.shape[0] - 4, m.shape[1] - 4
+  out = np.zeros((h, w), bool)
+  for dy in range(5):
+    for dx in range(5):
+      out |= m[dy:dy + h, dx:dx + w]
+  return out
+
+
+def removal_seams(remove: np.ndarray) -> tuple[str, int]:
+  """(axis, seams): object removal carves out ``remove`` (h, w) bool along the axis that
+  needs fewer seams, one per masked position of the fullest row (or column) of its
+  block1 footprint, since every seam takes one position per row."""
+  foot = block1_footprint(remove)
+  rows, cols = int(foot.sum(axis=1).max(initial=0)), int(foot.sum(axis=0).max(initial=0))
+  return ("width", rows) if rows <= cols else ("height", cols)

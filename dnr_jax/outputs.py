@@ -43,9 +43,10 @@ def debug_paths(output: pathlib.Path, names=DEBUG_PICTURES) -> dict[str, pathlib
   return {n: pathlib.Path(f"{stem}_{n}.png") for n in names}
 
 
-def debug_names(width_changes: bool, height_changes: bool, has_loss: bool) -> tuple[str, ...]:
+def debug_names(width_changes: bool, height_changes: bool, has_loss: bool,
+                has_masks: bool = False) -> tuple[str, ...]:
   """The debug pictures a run writes, known from the sizes and the config up front."""
-  names = ["importance"]
+  names = ["importance"] + (["masks"] if has_masks else [])
   if width_changes:
     names.append("seams_width")
   if height_changes:

@@ -17,7 +17,8 @@ import jax.numpy as jnp
 from dnr_jax import vgg
 
 
-def _dilate3(mask: jax.Array) -> jax.Array:
+def dilate3(mask: jax.Array) -> jax.Array:
+  """3x3 binary dilation (what one 3x3 SAME conv's receptive field does to a mask)."""
   m = mask.astype(jnp.float32)
   out = jax.lax.reduce_window(m, -jnp.inf, jax.lax.max, (3, 3), (1, 1), "SAME")
   return out > 0.5
@@ -47,7 +48,7 @@ def receptive_field_mask(deep_mask: jax.Array, shallow: str, deep: str,
       mask = jnp.repeat(jnp.repeat(mask, 2, axis=0), 2, axis=1)
       mask = jnp.pad(mask, ((0, size[0] - mask.shape[0]), (0, size[1] - mask.shape[1])))
     else:
-      mask = _dilate3(mask)
+      mask = dilate3(mask)
   return mask
 
 

@@ -46,6 +46,25 @@ def feature_loss(weights: vgg.VGGWeights, image: jax.Array,
   return total
 
 
+# Key of ``targets`` that may hold ``(mask (H, W, 1) bool, values (H, W, 3))``: pixels
+# the loop holds fixed (keep masks). The projection puts them back after every step, so
+# the free pixels around them are optimised knowing them.
+FROZEN = "frozen"
+
+
+def projection(targets: Mapping) -> Callable[[jax.Array], jax.Array]:
+  """The box projection onto [0, 255], then the frozen pixels of ``targets``, if any."""
+  frozen = targets.get(FROZEN)
+
+  def project(x):
+    x = jnp.clip(x, 0.0, 255.0)
+    if frozen is not None:
+      x = jnp.where(frozen[0], frozen[1], x)
+    return x
+
+  return project
+
+
 class ReconState(NamedTuple):
   image: jax.Array  # (H, W, 3) float32, 0..255: the current O
   opt_state: optax.OptState

@@ -27,6 +27,11 @@ import jax
 import jax.numpy as jnp
 
 INF = float("inf")  # a Python float: no device array at import (jax.distributed needs that)
+# Energy of positions no seam may use (keep masks): far above any importance sum, finite
+# so the dynamic programme still orders the paths. A seam whose total reaches
+# FORBIDDEN_LIMIT crosses at least one such position.
+FORBIDDEN = 1e12
+FORBIDDEN_LIMIT = 0.5e12
 
 
 class StepCosts(NamedTuple):
@@ -114,7 +119,8 @@ EnergyFn = Callable[[object, jax.Array], tuple[jax.Array, StepCosts | None]]
 def carve(payload, num_seams: jax.Array | int, max_seams: int,
           energy_fn: EnergyFn,
           stop_threshold: jax.Array | float | None = None,
-          stop_energy_fn: Callable[[object, jax.Array], jax.Array] | None = None) -> CarveResult:
+          stop_energy_fn: Callable[[object, jax.Array], jax.Array] | None = None,
+          limit: float | None = None) -> CarveResult:
   """Removes up to ``num_seams`` (traced OK, <= ``max_seams``) seams, with static shapes.
 
   Args:
@@ -126,6 +132,9 @@ def carve(payload, num_seams: jax.Array | int, max_seams: int,
       only while its mean energy is <= this value (the deep multi-operator's stop).
     stop_energy_fn: (payload, seam) -> mean energy compared with the threshold
       (default: the seam's mean of ``energy_fn``'s energy).
+    limit: if given, a seam whose total energy reaches it is never taken, and carving
+      stops there (hard constraints: positions of energy :data:`FORBIDDEN` are
+      never carved with ``limit=FORBIDDEN_LIMIT``).
   """
   leaves = jax.tree_util.tree_leaves(payload)
   h, w = leaves[0].shape[:2]
@@ -140,7 +149,7 @@ def carve(payload, num_seams: jax.Array | int, max_seams: int,
   def body(state):
     i, kept, pay, seams, means, _ = state
     energy, costs = energy_fn(pay, w - i)
-    seam, _ = find_seam(energy, costs)
+    seam, total = find_seam(energy, costs)
     if stop_energy_fn is None:
       mean = jnp.mean(energy[rows, seam])
     else:
@@ -148,6 +157,8 @@ def carve(payload, num_seams: jax.Array | int, max_seams: int,
     accept = (i == 0) if stop_threshold is not None else jnp.bool_(True)
     if stop_threshold is not None:
       accept = accept | (mean <= stop_threshold)
+    if limit is not None:
+      accept = accept & (total < limit)
     new_kept = remove_seam(kept, seam)
     new_pay = jax.tree_util.tree_map(lambda a: remove_seam(a, seam), pay)
     sel = lambda new, old: jnp.where(accept, new, old)  # noqa: E731
@@ -264,7 +275,8 @@ def _separate(parents: jax.Array, active: jax.Array, valid_width: jax.Array) -> 
 
 
 def find_seams(energy: jax.Array, num: jax.Array, batch: int,
-               costs: StepCosts | None = None) -> tuple[jax.Array, jax.Array]:
+               costs: StepCosts | None = None,
+               limit: float | None = None) -> tuple[jax.Array, jax.Array]:
   """Up to ``batch`` disjoint, 8-connected seams from one DP pass.
 
   The ``num`` (traced, <= batch) cheapest end columns of the cumulative map are traced
@@ -278,6 +290,8 @@ def find_seams(energy: jax.Array, num: jax.Array, batch: int,
   rank = jnp.arange(batch, dtype=jnp.int32)
   cheapest = jnp.argsort(m_all[-1])[:batch].astype(jnp.int32)
   active_by_cost = rank < num
+  if limit is not None:  # paths through forbidden positions are never taken
+    active_by_cost = active_by_cost & (m_all[-1][cheapest] < limit)
   start = jnp.where(active_by_cost, cheapest, w + rank)
   order = jnp.argsort(start)
   x, active = start[order], active_by_cost[order]
@@ -305,8 +319,11 @@ def _compaction(removed: jax.Array) -> jax.Array:
 
 
 def carve_batched(payload, num_seams: jax.Array | int, max_seams: int, energy_fn: EnergyFn,
-                  batch: int) -> CarveResult:
+                  batch: int, limit: float | None = None) -> CarveResult:
   """Like :func:`carve` (no threshold stop), removing up to ``batch`` seams per DP pass.
+
+  ``limit``: as in :func:`carve`, seams whose total energy reaches it are not taken;
+  carving ends when a pass finds none.
 
   The energy is recomputed between passes, so image-space energies see the carved
   image every ``batch`` seams instead of after every seam; a fixed (feature-space)
@@ -321,13 +338,15 @@ def carve_batched(payload, num_seams: jax.Array | int, max_seams: int, energy_fn
   rows = jnp.arange(h)[:, None]
 
   def cond(state):
-    return state[0] < num_seams
+    return (state[0] < num_seams) & ~state[-1]
 
   def body(state):
-    i, kept, pay, seams, means = state
+    i, kept, pay, seams, means, _ = state
     energy, costs = energy_fn(pay, w - i)
-    paths, active = find_seams(energy, jnp.minimum(batch, num_seams - i), batch, costs)
+    paths, active = find_seams(energy, jnp.minimum(batch, num_seams - i), batch, costs, limit)
     safe = jnp.clip(paths, 0, w - 1)
+    if limit is not None:  # a path pushed aside by a neighbour may meet a forbidden position
+      active = active & (jnp.sum(jnp.take_along_axis(energy, safe, axis=1), axis=0) < limit)
     removed = jnp.zeros((h, w), bool).at[rows, safe].max(jnp.broadcast_to(active, (h, batch)))
     perm = _compaction(removed)
 
@@ -340,12 +359,39 @@ def carve_batched(payload, num_seams: jax.Array | int, max_seams: int, energy_fn
     seams = jax.lax.dynamic_update_slice(seams, source, (i, 0))
     means = jax.lax.dynamic_update_slice(means, jnp.where(active, seam_mean, INF), (i,))
     n = jnp.sum(active.astype(jnp.int32))
-    return (i + n, compact(kept), jax.tree_util.tree_map(compact, pay), seams, means)
+    return (i + n, compact(kept), jax.tree_util.tree_map(compact, pay), seams, means, n == 0)
 
   size = max(max_seams, 1) + batch
   init = (jnp.int32(0), jnp.broadcast_to(jnp.arange(w, dtype=jnp.int32), (h, w)), payload,
-          jnp.zeros((size, h), jnp.int32), jnp.full((size,), INF))
-  n, kept, _, seams, means = jax.lax.while_loop(cond, body, init)
+          jnp.zeros((size, h), jnp.int32), jnp.full((size,), INF), jnp.bool_(False))
+  n, kept, _, seams, means, _ = jax.lax.while_loop(cond, body, init)
   # Within a pass the seams are recorded left to right, not by cost; ``seams[:n]`` are
   # exactly the removed ones.
   return CarveResult(kept, n, seams[:max(max_seams, 1)], means[:max(max_seams, 1)])
+
+
+# ----------------------------------------------------------------------------- insertion
+
+
+def insertion_coords(result: CarveResult, width: int, length: int) -> jax.Array:
+  """Source coordinates (h, length) of the image with the carved seams *inserted*.
+
+  Seam insertion (Avidan & Shamir 2007, section 3.4) finds the k seams that removal
+  would take and duplicates each one instead, the copy being the average of the
+  seam and its right neighbour: every source column x appears at its position, and
+  after a seam position also at x + 0.5 (x itself at the right border). The seams
+  are disjoint, so no position is duplicated twice in one pass and no region
+  stretches by more than 2x. Positions past ``width + num_removed`` hold ``width``
+  (a sentinel: one past the last column). ``length`` (static) >= width + k.
+  """
+  ins = removed_mask(result, width).astype(jnp.int32)  # (h, width)
+  h = ins.shape[0]
+  before = jnp.cumsum(ins, axis=1) - ins
+  x = jnp.arange(width, dtype=jnp.int32)[None, :]
+  pos = x + before
+  rows = jnp.broadcast_to(jnp.arange(h)[:, None], (h, width))
+  out = jnp.full((h, length), float(width), jnp.float32)
+  out = out.at[rows, pos].set(jnp.broadcast_to(x, (h, width)).astype(jnp.float32))
+  copy = jnp.minimum(x.astype(jnp.float32) + 0.5, width - 1.0)
+  copy_pos = jnp.where(ins > 0, pos + 1, length)  # out of bounds: dropped
+  return out.at[rows, copy_pos].set(jnp.broadcast_to(copy, (h, width)), mode="drop")

@@ -83,9 +83,9 @@ def test_identity_size_is_identity(random_weights, small_photo):
   np.testing.assert_array_equal(plan.targets["block3_conv4"], f["block3_conv4"])
 
 
-def test_enlarging_is_refused(random_weights, small_photo):
-  with pytest.raises(ValueError, match="enlarge"):
-    deep_carving.plan_width(_feats(random_weights, small_photo), 96, 100, CFG)
+def test_enlarging_beyond_twice_is_refused(random_weights, small_photo):
+  with pytest.raises(ValueError, match="2x"):
+    deep_carving.plan_width(_feats(random_weights, small_photo), 96, 200, CFG)
 
 
 def test_image_level_map_is_the_shallow_layer_map(random_weights, small_photo):
