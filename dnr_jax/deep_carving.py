@@ -128,9 +128,11 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
     if keep is not None:
       forbid[layer] = forbidden_positions(keep, layer, arch)
       m = jnp.where(forbid[layer], seams.FORBIDDEN, m)
-    if enlarge:  # a border position's features saw the zero padding: a copy of it inside
-      # the image is a target no image can meet (a bright line along the edge)
-      edge = (jnp.arange(w) == 0) | (jnp.arange(w) == w - 1)
+    if enlarge:  # positions near the border saw the zero padding: an inserted copy there
+      # shifts them against the border, a target no image can meet (coloured stripes
+      # along the edge); seams keep 3 positions (block1_conv2's reach and more) away
+      band = min(3, max(1, (w - 1) // 4))
+      edge = (jnp.arange(w) < band) | (jnp.arange(w) >= w - band)
       m = jnp.where(edge[None, :], m + 2.0 * h * jnp.max(s) + 1.0, m)
     if remove is not None:
       bonus = 2.0 * h * jnp.max(s) + 1.0  # one more removed position beats any path
