@@ -25,6 +25,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from dnr_jax import deep_carving
+
 
 class MapStage(NamedTuple):
   image_hw: tuple  # full-resolution input (H, W)
@@ -50,7 +52,6 @@ class MapStage(NamedTuple):
       return np.where(i1 - i0 > 1, np.where(t < 0.5, i0, i1), i0 + t * (i1 - i0)).astype(
           np.float32)
 
-    from dnr_jax import deep_carving  # pylint: disable=g-import-not-at-top
     return cls(tuple(sizes.image), tuple(sizes.out), tuple(sizes.work), tuple(work_out_hw),
                coords(plan.width), coords(plan.height), deep_carving.height_first(plan))
 

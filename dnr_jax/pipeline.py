@@ -200,7 +200,8 @@ def _prepare(weights, image, out_hw, operator: OperatorConfig, loss_layers, init
     # Kept pixels are copied by the pixel map (snapped to whole columns) and the Eq. 4
     # loop holds them there (reconstruct.FROZEN); the init must carry them too.
     frozen = deep_carving.apply_plan_to_layer(keep.astype(jnp.float32), plan, layers[0]) > 0.999
-    copied = deep_carving.apply_plan_to_layer(image, plan, layers[0])
+    copied = (start if init == "seams"  # (the seams init is that very image)
+              else deep_carving.apply_plan_to_layer(image, plan, layers[0]))
     start = jnp.where(frozen[..., None], copied, start)
     targets[reconstruct.FROZEN] = (frozen[..., None], copied)
   return Prepared(plan, targets, start, target_imp)
