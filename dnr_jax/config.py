@@ -48,8 +48,20 @@ class OperatorConfig:
   # image keeps more deep features (pipeline.choose_order), or "width_first" /
   # "height_first".
   axis_order: str = "auto"
+  # Weight of the feature-space forward energy (seams.feature_forward_energy_fn) in the
+  # DP of the layers below the deepest: a seam also pays for the feature edges its
+  # removal creates. 0 = Eq. 1/2's importance alone. 0.25 by measurement (issue 12,
+  # docs/RESULTS.md "Quality on RetargetMe"): importance alone cut faces at their
+  # boundary with a textured background; 1.0 carved smooth object interiors instead.
+  forward_weight: float = 0.25
+  # Weight of the deeper layers' importance (mean of their normalised maps, upsampled) in
+  # the seam energy of each shallower layer, in units of that layer's mean importance.
+  # 0 = Eq. 2 alone (a shallow layer sees only its own importance, damped by alpha).
+  deep_weight: float = 0.0
 
   def __post_init__(self):
+    check_range("forward_weight", self.forward_weight, 0.0)
+    check_range("deep_weight", self.deep_weight, 0.0)
     if self.axis_order not in AXIS_ORDERS:
       raise ValueError(f"axis_order must be one of {', '.join(AXIS_ORDERS)}, got "
                        f"{self.axis_order!r}")

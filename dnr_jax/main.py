@@ -102,6 +102,13 @@ flags.DEFINE_enum("axis_order", _D.operator.axis_order, list(config.AXIS_ORDERS)
                   "a fixed order.")
 flags.DEFINE_float("min_cell_scale", _D.operator.min_cell_scale,
                    "Smallest scale factor of a warp cell.")
+flags.DEFINE_float("forward_weight", _D.operator.forward_weight,
+                   "Weight of the feature-space forward energy in the seams below the "
+                   "deepest layer (a seam pays for the feature edge its removal creates; "
+                   "0 = importance alone).")
+flags.DEFINE_float("deep_weight", _D.operator.deep_weight,
+                   "Weight of the deeper layers' importance in each shallower layer's "
+                   "seam energy (0 = Eq. 2 alone).")
 flags.DEFINE_list("loss_layers", [f"{l}:{lam:g}" for l, lam in _D.reconstruction.loss_layers],
                   "Eq. 4 terms as layer:lambda.")
 flags.DEFINE_enum("init", _D.reconstruction.init, ["linear", "seams", "noise"],
@@ -139,7 +146,8 @@ def config_from_flags() -> config.RetargetConfig:
         operator=config.OperatorConfig(
             layers=tuple(FLAGS.layers), alpha=FLAGS.alpha, percentile=FLAGS.percentile,
             grid_cell=FLAGS.grid_cell, min_cell_scale=FLAGS.min_cell_scale,
-            seams_per_pass=FLAGS.seams_per_pass, axis_order=FLAGS.axis_order),
+            seams_per_pass=FLAGS.seams_per_pass, axis_order=FLAGS.axis_order,
+            forward_weight=FLAGS.forward_weight, deep_weight=FLAGS.deep_weight),
         reconstruction=config.ReconstructionConfig(
             loss_layers=_parse_loss_layers(FLAGS.loss_layers), init=FLAGS.init,
             steps=FLAGS.steps, learning_rate=FLAGS.learning_rate, chunk=FLAGS.chunk,

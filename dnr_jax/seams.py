@@ -224,6 +224,32 @@ def forward_energy_fn(img, valid_width):
   return _mask_invalid(zero, valid_width), StepCosts(c_l, c_u, c_r)
 
 
+def feature_forward_energy_fn(weight: float) -> EnergyFn:
+  """Forward energy in feature space, for a payload ``(energy (h, w), features (h, w, c))``.
+
+  The energy is the (Eq. 1/2) map; the step costs are ``weight`` x the feature
+  distances that removing (i, j) creates, as in :func:`forward_energy_fn` with the L2
+  norm over channels in place of the brightness difference: ||F(i, j+1) - F(i, j-1)||
+  for every step (the first row's in the energy), plus ||F(i-1, j) - F(i, j-/+1)|| for
+  a diagonal one. A seam through
+  the boundary of an object then pays for the new edge it draws (the jagged fringes of
+  importance-only seams), and a seam through uniform texture pays nothing extra.
+  """
+
+  def fn(pay, valid_width):
+    energy, feats = pay
+    left, right, up, _ = _neighbours(feats.astype(jnp.float32), valid_width)
+    dist = lambda a, b: jnp.sqrt(jnp.sum(jnp.square(a - b), axis=-1))  # noqa: E731
+    c_u = weight * dist(right, left)
+    c_l = c_u + weight * dist(up, left)
+    c_r = c_u + weight * dist(up, right)
+    # the first row has no step into it: it pays its horizontal cost in the energy
+    energy = energy + jnp.where(jnp.arange(energy.shape[0])[:, None] == 0, c_u, 0.0)
+    return _mask_invalid(energy, valid_width), StepCosts(c_l, c_u, c_r)
+
+  return fn
+
+
 def default_batch(width: int) -> int:
   """Seams per DP pass: 1/32 of the width (measured trade-off, docs/RESULTS.md)."""
   return max(1, width // 32)

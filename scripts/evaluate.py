@@ -12,11 +12,29 @@ run) on real photographs at the given width ratios and writes, under ``--out``:
 
     python scripts/evaluate.py                      # photos shipped by packages + bundled
     python scripts/evaluate.py --folder my_photos   # any folder of images
+
+RetargetMe (``--retargetme DIR``, the layout of ``scripts/_retargetme.py``): for every set
+of ``--split`` (``dev`` = sets 1-46 for tuning and looking, ``test`` = 47-92, run once
+for the reported table) whose task is in ``--tasks``, runs dnr_jax and the in-repo
+``--rtm_methods`` at the size of the set's crop result and scores them beside the 8
+published results. Every output gets the semantic score (Eq. 5) and coherence and
+completeness at 96 px high, all three on both images scaled to dnr's working size (640 px
+long side), and the *fine* coherence/completeness at half the source's size
+(``metrics.fine_similarity``, where 1-2 px fringes show). Writes ``rows.json``,
+``table.md`` (Table 1's shape: methods x tasks, then per-image wins of dnr against each
+method), ``outputs/rtm<id>_<method>.png`` (never commit them) and
+``sheets/rtm<id>_<task>.jpg``. The published results' scores are cached in
+``--published_cache`` (they do not depend on dnr's settings)::
+
+    python scripts/evaluate.py --retargetme /tmp/retargetme --split dev --out /tmp/rtm_dev
+    python scripts/evaluate.py --retargetme /tmp/retargetme --split dev \
+        --set operator.percentile=50 --out /tmp/rtm_dev_p50
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import dataclasses
 import json
@@ -26,6 +44,7 @@ import time
 import numpy as np
 
 import _photos
+import _retargetme
 from dnr_jax import baselines
 from dnr_jax import config
 from dnr_jax import image_io
@@ -70,7 +89,24 @@ def main():
   ap.add_argument("--percentile", type=float, default=None, help="override the stop percentile")
   ap.add_argument("--init", default=None, help="override the initialisation")
   ap.add_argument("--out", default="results/eval")
+  ap.add_argument("--retargetme", default=None, help="RetargetMe folder (see _retargetme.py)")
+  ap.add_argument("--split", default="dev", choices=("dev", "test"))
+  ap.add_argument("--tasks", default="width75,width50,height75,height50")
+  ap.add_argument("--sets", default="", help="comma list of set ids (within the split)")
+  ap.add_argument("--rtm_methods", default="dnr,seam_carving",
+                  help="methods run here on RetargetMe (dnr and any of baselines.METHODS)")
+  ap.add_argument("--published_cache", default=None,
+                  help="JSON file caching the published results' scores "
+                       "(default: <out>/published_scores.json)")
+  ap.add_argument("--cached_only", action="store_true",
+                  help="published results only from the cache (score none; for tuning runs "
+                       "beside the run that fills it)")
+  ap.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                  help="config override, e.g. operator.percentile=50 (repeatable)")
   args = ap.parse_args()
+  if args.retargetme:
+    run_retargetme(args)
+    return
 
   out = pathlib.Path(args.out)
   (out / "sheets").mkdir(parents=True, exist_ok=True)
@@ -79,7 +115,7 @@ def main():
   if args.photos:
     photos = {k: v for k, v in photos.items() if k in args.photos.split(",")}
   w = weights_lib.load_vgg19()
-  cfg = config.RetargetConfig()
+  cfg = configured(args.set)
   if args.refine_steps is not None:
     cfg = config.RetargetConfig(cfg.operator, cfg.reconstruction, config.RefinementConfig(
         steps=args.refine_steps))
@@ -102,13 +138,13 @@ def main():
         o, secs = outs[m]
         image_io.save_image(o, out / name / f"{ratio:g}" / f"{m}.png")
         scores = {"ss": float(metrics.semantic_score_jit(w, o, img)),
-                  **metrics.bidirectional_similarity(o, img)}
+                  **metrics.bidirectional_similarity(o, img), **metrics.fine_similarity(o, img)}
         rows.append({"photo": name, "ratio": ratio, "method": m, **scores, "seconds": secs})
         tiles.append(o)
         labels.append(m)
         print(f"{name:11s} {ratio:4.2f} {m:24s} SS {scores['ss']:.3f}  coh "
-              f"{scores['coherence']:.4f}  compl {scores['completeness']:.4f}  {secs:6.1f} s",
-              flush=True)
+              f"{scores['coherence']:.4f}  fine {scores['fine_coherence']:.4f}  compl "
+              f"{scores['completeness']:.4f}  {secs:6.1f} s", flush=True)
       if imps:
         eff = np.asarray(importance.effective_importance(imps, *img.shape[:2]))
         tiles.append(visualize.colormap(eff))
@@ -116,6 +152,144 @@ def main():
       sheet = visualize.panel(tiles, labels, height=min(img.shape[0], 240))
       image_io.save_image(sheet, out / "sheets" / f"{name}_{ratio:g}.png")
       _write(rows, out, methods, cfg)
+
+
+def configured(overrides: list[str]) -> config.RetargetConfig:
+  """The default config with ``section.field=value`` overrides (values as Python
+  literals; a bare word is a string), e.g. ``operator.percentile=50``."""
+  cfg = config.RetargetConfig()
+  for item in overrides:
+    key, _, text = item.partition("=")
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text
+    section, _, field = key.partition(".")
+    if not field:
+      cfg = dataclasses.replace(cfg, **{section: value})
+    else:
+      cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section),
+                                                                     **{field: value})})
+  return cfg
+
+
+SCORE_SIDE = 640  # RetargetMe outputs are scored at dnr's working size (long side)
+
+
+def score_all(w, out, src, src_energy=None) -> dict:
+  """SS (Eq. 5) and coherence/completeness at 96 px high on both images scaled so the
+  source's long side is ``SCORE_SIDE`` (dnr's working size: VGG19 on a 1024-px photo
+  costs 2.6x more and the scores are ratios), the fine halves at half the source's size.
+  ``src_energy``: the scaled source's block5_conv1 energy, computed once per set."""
+  f = min(1.0, SCORE_SIDE / max(src.shape[:2]))
+  small = lambda x: visualize.resize_linear(x, (max(1, round(x.shape[0] * f)),  # noqa: E731
+                                                max(1, round(x.shape[1] * f))))
+  out_s, src_s = small(out), small(src)
+  if src_energy is None:
+    src_energy = float(metrics.feature_energy_jit(w, src_s))
+  return {"semantic_score": float(metrics.feature_energy_jit(w, out_s)) / src_energy,
+          **metrics.bidirectional_similarity(out_s, src_s),
+          **metrics.fine_similarity(out, src)}
+
+
+def run_retargetme(args):
+  out = pathlib.Path(args.out)
+  (out / "sheets").mkdir(parents=True, exist_ok=True)
+  cache_path = pathlib.Path(args.published_cache or out / "published_scores.json")
+  cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+  cfg = configured(args.set)
+  w = weights_lib.load_vgg19()
+  ctx = baselines.Context(w, cfg)
+  ids = tuple(int(i) for i in args.sets.split(",") if i)
+  ours = [m for m in args.rtm_methods.split(",") if m]
+  rows = []
+  for set_id, task, src, published in _retargetme.sets(
+      args.retargetme, args.split, tuple(args.tasks.split(",")), ids):
+    out_hw = published["CR"].shape[:2]
+    energy = None
+    outs = {}
+    for m in ours:
+      t0 = time.perf_counter()
+      if m == "dnr":
+        o = pipeline.retarget(w, src, out_hw, cfg).output
+      else:
+        o = np.asarray(baselines.METHODS[m](src, out_hw, ctx))
+      secs = time.perf_counter() - t0
+      outs[m] = o
+      image_io.save_image(o, out / "outputs" / f"rtm{set_id}_{m}.png")
+      energy = energy or _source_energy(w, src)
+      rows.append({"set": set_id, "task": task, "method": m, "seconds": round(secs, 2),
+                   **score_all(w, o, src, energy)})
+      print(json.dumps(rows[-1]), flush=True)
+    for m, o in published.items():
+      key = f"{set_id}/{m}"
+      if key not in cache and args.cached_only:
+        continue
+      if key not in cache:
+        energy = energy or _source_energy(w, src)
+        cache[key] = score_all(w, o, src, energy)
+        cache_path.write_text(json.dumps(cache, indent=0))
+      rows.append({"set": set_id, "task": task, "method": m, **cache[key]})
+    tiles = {"input": src, **outs, **published}
+    images = [visualize.resize_linear(t, (180, max(1, round(t.shape[1] * 180 / t.shape[0]))))
+              for t in tiles.values()]
+    image_io.save_image(visualize.panel(images, list(tiles), height=180),
+                        out / "sheets" / f"rtm{set_id}_{task}.jpg")
+    (out / "rows.json").write_text(json.dumps(
+        {"config": str(cfg), "overrides": args.set, "split": args.split,
+         "date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=0))
+    (out / "table.md").write_text(retargetme_table(rows, ours))
+  print(retargetme_table(rows, ours))
+
+
+def _source_energy(w, src) -> float:
+  f = min(1.0, SCORE_SIDE / max(src.shape[:2]))
+  return float(metrics.feature_energy_jit(w, visualize.resize_linear(
+      src, (round(src.shape[0] * f), round(src.shape[1] * f)))))
+
+
+SCORES = (("semantic_score", "SS", True), ("coherence", "coh", False),
+          ("fine_coherence", "fine coh", False), ("completeness", "compl", False),
+          ("fine_completeness", "fine compl", False))
+
+
+def retargetme_table(rows: list[dict], ours: list[str]) -> str:
+  """Table 1's shape (methods x tasks, means), then per-image wins of dnr."""
+  tasks = sorted({r["task"] for r in rows}, key=lambda t: (t.rstrip("0123456789"),
+                                                          -int(t.lstrip("abcdefghijklmnopqrstuvwxyz"))))
+  methods = ours + [m for m in _retargetme.METHODS if any(r["method"] == m for r in rows)]
+  by = {(r["task"], r["set"], r["method"]): r for r in rows}
+  sets = {t: sorted({r["set"] for r in rows if r["task"] == t}) for t in tasks}
+  lines = ["Means per task (SS higher is better; coherence and completeness lower is "
+           "better; fine = at half the source's size).", ""]
+  for t in tasks:
+    lines += [f"**{t}** ({len(sets[t])} sets: {', '.join(map(str, sets[t]))})", "",
+              "| method | " + " | ".join(label for _, label, _ in SCORES) + " |",
+              "|---|" + "---|" * len(SCORES)]
+    for m in methods:
+      rs = [by[(t, s, m)] for s in sets[t] if (t, s, m) in by]
+      if rs:
+        lines.append(f"| {m} | " + " | ".join(
+            f"{np.mean([r[k] for r in rs]):.4f}" if k == "semantic_score"
+            else f"{1000 * np.mean([r[k] for r in rs]):.3f}" for k, _, _ in SCORES) + " |")
+    lines.append("")
+  lines += ["Coherence and completeness are in thousandths.", "",
+            "Per-image wins of dnr against each method (images where dnr is better):", "",
+            "| task | method | SS | coherence | fine coherence |", "|---|---|---|---|---|"]
+  for t in tasks:
+    for m in methods:
+      if m == "dnr":
+        continue
+      pairs = [(by[(t, s, "dnr")], by[(t, s, m)]) for s in sets[t]
+               if (t, s, "dnr") in by and (t, s, m) in by]
+      if not pairs:
+        continue
+      n = len(pairs)
+      ss = sum(a["semantic_score"] > b["semantic_score"] for a, b in pairs)
+      co = sum(a["coherence"] < b["coherence"] for a, b in pairs)
+      fc = sum(a["fine_coherence"] < b["fine_coherence"] for a, b in pairs)
+      lines.append(f"| {t} | {m} | {ss} of {n} | {co} of {n} | {fc} of {n} |")
+  return "\n".join(lines) + "\n"
 
 
 def _write(rows, out, methods, cfg):
@@ -128,18 +302,20 @@ def _write(rows, out, methods, cfg):
   ratios = sorted({r["ratio"] for r in rows}, reverse=True)
   n = len({r["photo"] for r in rows})
   head = "| method | " + " | ".join(
-      f"SS @{r:g} | coherence @{r:g} | completeness @{r:g} | s @{r:g}" for r in ratios) + " |"
+      f"SS @{r:g} | coherence @{r:g} | fine coherence @{r:g} | completeness @{r:g} | s @{r:g}"
+      for r in ratios) + " |"
   lines = [f"Averages over {n} photos (SS: higher is better; coherence/completeness: lower is "
-           "better).", "", head, "|---|" + "---|" * (4 * len(ratios))]
+           "better).", "", head, "|---|" + "---|" * (5 * len(ratios))]
   for m in methods:
     cells = []
     for ratio in ratios:
       rs = [r for r in rows if r["method"] == m and r["ratio"] == ratio]
       if not rs:
-        cells += ["-"] * 4
+        cells += ["-"] * 5
         continue
       cells += [f"{np.mean([r['ss'] for r in rs]):.3f}",
                 f"{np.mean([r['coherence'] for r in rs]):.4f}",
+                f"{np.mean([r['fine_coherence'] for r in rs]):.4f}",
                 f"{np.mean([r['completeness'] for r in rs]):.4f}",
                 f"{np.mean([r['seconds'] for r in rs]):.1f}"]
     lines.append(f"| {m} | " + " | ".join(cells) + " |")

@@ -33,6 +33,7 @@ import time
 import numpy as np
 
 import _photos
+import _retargetme
 from dnr_jax import baselines
 from dnr_jax import config
 from dnr_jax import image_io
@@ -40,8 +41,6 @@ from dnr_jax import metrics
 from dnr_jax import pipeline
 from dnr_jax import visualize
 from dnr_jax import weights as weights_lib
-
-RETARGETME_METHODS = ("CR", "SV", "MULTIOP", "SC", "SCL", "SM", "SNS", "WARP")
 
 # Subject boxes (y0, y1, x0, x1 as fractions of the photo) drawn by eye on the package
 # photos: "keep" over the subject, "remove" over an object beside it.
@@ -145,26 +144,6 @@ def run_photo(weights, name, image, op, cfg, out_dir) -> list[dict]:
   return rows
 
 
-def retargetme_sets(root: pathlib.Path, split: str):
-  """(set id, task, source, {method: result}) of the enlarging and height sets."""
-  for d in sorted((p for p in root.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)):
-    i = int(d.name)
-    if not 1 <= i <= 92 or (split == "dev") != (i <= 46):
-      continue
-    src = image_io.load_image(d / "src_lrg.jpg")
-    published = {m: image_io.load_image(d / f"{k}_lrg.jpg")
-                 for k, m in enumerate(RETARGETME_METHODS, 1) if (d / f"{k}_lrg.jpg").is_file()}
-    oh, ow = published["CR"].shape[:2]
-    rw, rh = ow / src.shape[1], oh / src.shape[0]
-    if rw > 1.0:
-      task = f"enlarge{round(100 * rw)}"
-    elif rh < 1.0:
-      task = f"height{round(100 * rh)}"
-    else:
-      continue  # width shrinking: the quality issue's table
-    yield i, task, src, published
-
-
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--out", required=True)
@@ -184,9 +163,10 @@ def main():
   rows = []
   if args.retargetme:
     wanted = {int(s) for s in args.sets.split(",") if s}
-    for i, task, src, published in retargetme_sets(pathlib.Path(args.retargetme), args.split):
-      if wanted and i not in wanted:
-        continue
+    for i, task, src, published in _retargetme.sets(args.retargetme, args.split,
+                                                    ids=tuple(wanted)):
+      if not task.startswith(("enlarge", "height")):
+        continue  # width shrinking: scripts/evaluate.py --retargetme
       out_hw = published["CR"].shape[:2]
       t0 = time.perf_counter()
       res = pipeline.retarget(weights, src, out_hw, cfg)

@@ -28,8 +28,12 @@ def test_target_maps_have_the_shapes_of_the_output_features(random_weights, smal
     assert plan.targets[l].shape == expect[l][1:], l
 
 
-def test_seam_fraction_is_shared_and_warp_makes_up_the_rest(random_weights, small_photo):
-  cfg = config.OperatorConfig(percentile=100.0)  # every seam allowed
+@pytest.mark.parametrize("forward_weight", [0.0, 1.0])
+def test_seam_fraction_is_shared_and_warp_makes_up_the_rest(random_weights, small_photo,
+                                                            forward_weight):
+  # every seam allowed; the feature-space forward energy changes where seams go, not
+  # how many
+  cfg = config.OperatorConfig(percentile=100.0, forward_weight=forward_weight)
   plan = plan_resize(_feats(random_weights, small_photo), (64, 96), (64, 48), cfg)
   k5 = int(plan.width.num_removed["block5_pool"])
   assert k5 == 3 - 1  # 96/32=3 -> 48/32=1: all allowed seams removed
@@ -95,3 +99,20 @@ def test_image_level_map_is_the_shallow_layer_map(random_weights, small_photo):
   assert img.shape == (64, 72, 3)
   m = plan.width.maps["block1_conv2"]
   np.testing.assert_allclose(img, column_maps.apply(jnp.asarray(small_photo, jnp.float32), m))
+
+
+@pytest.mark.parametrize("out_hw", [(64, 72), (64, 48)])
+def test_shrinking_keeps_the_border_columns_at_the_border(random_weights, small_photo, out_hw):
+  # The outermost output columns sample exactly the source's outermost columns at the
+  # image level (their features saw the zero padding: anything else is a target no
+  # image can meet, drawn as a coloured line along the border by Eq. 4).
+  cfg = config.OperatorConfig(percentile=100.0)  # many seams: some would reach the border
+  plan = plan_resize(_feats(random_weights, small_photo), (64, 96), out_hw, cfg)
+  cm = plan.width.maps[CFG.layers[0]]
+  src0 = np.where(np.asarray(cm.weight1[:, 0]) > 0.5, cm.index1[:, 0], cm.index0[:, 0])
+  src1 = np.where(np.asarray(cm.weight1[:, -1]) > 0.5, cm.index1[:, -1], cm.index0[:, -1])
+  assert np.all(src0 == 0) and np.all(src1 == 95)
+  assert np.all(np.minimum(cm.weight1[:, 0], 1 - cm.weight1[:, 0]) < 1e-4)
+  assert np.all(np.minimum(cm.weight1[:, -1], 1 - cm.weight1[:, -1]) < 1e-4)
+  removed = np.asarray(plan.width.removed[CFG.layers[0]])
+  assert not removed[:, :3].any() and not removed[:, -3:].any()

@@ -39,3 +39,32 @@ def test_noise_is_incoherent(small_photo):
                                            scale_height=64)
   bad = metrics.bidirectional_similarity(noisy[:, 10:80], small_photo, patch=5, scale_height=64)
   assert bad["coherence"] > 10 * max(clean["coherence"], 1e-4)
+
+
+def test_fine_similarity_sees_a_one_pixel_fringe_the_coarse_score_misses(photo):
+  # A 1-px coloured line along a few edges of a 400x600 photo: at 96 px high it is a
+  # quarter of a pixel, at half size half a pixel.
+  crop = photo[:, 100:500]
+  fringed = crop.copy()
+  fringed[:, 60::40] = (255, 0, 255)
+  fine_clean = metrics.fine_similarity(crop, photo)["fine_coherence"]
+  fine_bad = metrics.fine_similarity(fringed, photo)["fine_coherence"]
+  coarse_clean = metrics.bidirectional_similarity(crop, photo)["coherence"]
+  coarse_bad = metrics.bidirectional_similarity(fringed, photo)["coherence"]
+  assert fine_bad > 100 * max(fine_clean, 1e-6)
+  # measured: the line raises the fine score 1.8x as much as the coarse one
+  assert fine_bad - fine_clean > 1.5 * (coarse_bad - coarse_clean)
+
+
+def test_fine_similarity_of_a_crop_and_a_height_change():
+  rng = np.random.RandomState(0)
+  img = (rng.rand(120, 160, 3) * 255).astype(np.uint8)
+  same = metrics.fine_similarity(img, img, patch=5, scale=1.0, stride=1)
+  assert same["fine_coherence"] < 1e-6 and same["fine_completeness"] < 1e-6
+  crop = metrics.fine_similarity(img[:, 30:130], img, patch=5, scale=1.0, stride=1)
+  assert crop["fine_coherence"] < 1e-6 and crop["fine_completeness"] > 1e-3
+  # rows kept in a band around their proportional place: dropping every 8th row keeps
+  # every output patch that does not straddle a dropped row
+  rows = np.setdiff1d(np.arange(120), np.arange(4, 120, 8))
+  short = metrics.fine_similarity(img[rows], img, patch=1, scale=1.0, stride=1, band=0.1)
+  assert short["fine_coherence"] < 1e-6

@@ -92,6 +92,8 @@ def test_non_finite_settings_are_refused():
     config.ReconstructionConfig(learning_rate=float("nan"))
   with pytest.raises(ValueError, match="alpha"):
     config.OperatorConfig(alpha=float("inf"))
+  with pytest.raises(ValueError, match="forward_weight"):
+    config.OperatorConfig(forward_weight=-1.0)
 
 
 def test_ctrl_c_keeps_the_best_image_so_far(random_weights, small_photo):

@@ -166,3 +166,37 @@ def test_batched_first_seam_is_the_optimal_one_when_alone():
   res = seams.carve_batched(jnp.asarray(e), 1, 1, seams.fixed_energy_fn, 4)
   seam, cost = seams.find_seam(jnp.asarray(e))
   np.testing.assert_array_equal(np.asarray(res.seams)[0], np.asarray(seam))
+
+
+def test_feature_forward_costs_are_the_feature_distances_a_removal_creates():
+  rng = np.random.RandomState(3)
+  f = rng.rand(5, 7, 4).astype(np.float32)
+  e = rng.rand(5, 7).astype(np.float32)
+  energy, costs = seams.feature_forward_energy_fn(2.0)((jnp.asarray(e), jnp.asarray(f)), 7)
+  np.testing.assert_allclose(np.asarray(energy)[1:], e[1:])
+  np.testing.assert_allclose(np.asarray(energy)[0, 3],
+                             e[0, 3] + 2.0 * np.linalg.norm(f[0, 4] - f[0, 2]), rtol=1e-5)
+  i, j = 2, 3
+  cu = 2.0 * np.linalg.norm(f[i, j + 1] - f[i, j - 1])
+  np.testing.assert_allclose(float(costs.up[i, j]), cu, rtol=1e-5)
+  np.testing.assert_allclose(float(costs.left[i, j]),
+                             cu + 2.0 * np.linalg.norm(f[i - 1, j] - f[i, j - 1]), rtol=1e-5)
+  np.testing.assert_allclose(float(costs.right[i, j]),
+                             cu + 2.0 * np.linalg.norm(f[i - 1, j] - f[i, j + 1]), rtol=1e-5)
+
+
+def test_feature_forward_energy_keeps_seams_off_an_object_boundary():
+  # Two flat feature regions meet at column 8; the importance is lowest right at the
+  # boundary, so importance alone carves there, joining the two regions into a new edge.
+  h, w = 12, 16
+  f = np.zeros((h, w, 3), np.float32)
+  f[:, 8:] = 10.0
+  e = np.ones((h, w), np.float32)
+  e[:, 7:9] = 0.5
+  alone = seams.carve_batched(jnp.asarray(e), 2, 2, seams.fixed_energy_fn, 2)
+  forward = seams.carve_batched((jnp.asarray(e), jnp.asarray(f)), 2, 2,
+                                seams.feature_forward_energy_fn(1.0), 2)
+  on_boundary = lambda r: np.isin(np.asarray(r.seams[:2]), (7, 8)).any()  # noqa: E731
+  assert on_boundary(alone)
+  assert not on_boundary(forward)
+  assert int(forward.num_removed) == 2
