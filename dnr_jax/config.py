@@ -50,10 +50,10 @@ class OperatorConfig:
   axis_order: str = "auto"
   # Weight of the feature-space forward energy (seams.feature_forward_energy_fn) in the
   # DP of the layers below the deepest: a seam also pays for the feature edges its
-  # removal creates. 0 = Eq. 1/2's importance alone. 0.25 by measurement (issue 12,
-  # docs/RESULTS.md "Quality on RetargetMe"): importance alone cut faces at their
-  # boundary with a textured background; 1.0 carved smooth object interiors instead.
-  forward_weight: float = 0.25
+  # removal creates. 0 = Eq. 1/2's importance alone (the default). 0.25 measured best
+  # (issue 12, docs/RESULTS.md "Quality on RetargetMe"): importance alone cut a face at
+  # its boundary with a textured wall; 1.0 carved smooth object interiors instead.
+  forward_weight: float = 0.0
   # Weight of the deeper layers' importance (mean of their normalised maps, upsampled) in
   # the seam energy of each shallower layer, in units of that layer's mean importance.
   # 0 = Eq. 2 alone (a shallow layer sees only its own importance, damped by alpha).

@@ -133,20 +133,12 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
     if keep is not None:
       forbid[layer] = forbidden_positions(keep, layer, arch)
       m = jnp.where(forbid[layer], seams.FORBIDDEN, m)
-    if enlarge or (layer == layers[0] and remove is None):  # near the border the
-      # positions saw the zero padding:
-      # an inserted copy there shifts them against the border, and removing the border
-      # column puts an interior feature at the edge -- targets no image can meet (a
-      # coloured line along the edge). Seams keep 3 positions (block1_conv2's reach and
-      # more) away; when shrinking only the image-level layer needs it (and object
-      # removal may carve an object that touches the border).
+    if enlarge:  # positions near the border saw the zero padding: an inserted copy there
+      # shifts them against the border, a target no image can meet (coloured stripes
+      # along the edge); seams keep 3 positions (block1_conv2's reach and more) away
       band = min(3, max(1, (w - 1) // 4))
       edge = (jnp.arange(w) < band) | (jnp.arange(w) >= w - band)
-      if enlarge:
-        m = jnp.where(edge[None, :], m + 2.0 * h * jnp.max(s) + 1.0, m)
-      else:  # a hard limit: a batched pass could push a path into the band otherwise
-        m = jnp.where(edge[None, :], seams.FORBIDDEN, m)
-        layer_limit = seams.FORBIDDEN_LIMIT
+      m = jnp.where(edge[None, :], m + 2.0 * h * jnp.max(s) + 1.0, m)
     if remove is not None:
       bonus = 2.0 * h * jnp.max(s) + 1.0  # one more removed position beats any path
       m = jnp.where(forbidden_positions(remove, layer, arch), m - bonus, m)
@@ -210,14 +202,6 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
   if keep is not None:
     held = carved(forbid[shallow], shallow).any(axis=0)
     protected = column_maps.cells_holding(held, valid[shallow], n_cells)
-  if not enlarge and n_cells > 2:
-    # The border cells keep their width: a compressed cell would sample its outermost
-    # output column from 0.5/scale - 0.5 columns inside the source (2 columns at the
-    # 0.2 limit), putting interior features where the output's features see the zero
-    # padding -- a target no image meets, which Eq. 4 answered with a coloured line
-    # along the border.
-    edge = (jnp.arange(n_cells) == 0) | (jnp.arange(n_cells) == n_cells - 1)
-    protected = edge if protected is None else protected | edge
   width_in = image_width * (valid[shallow] / imps[shallow].shape[1])
   cell_widths = column_maps.warp_cell_widths(mu, width_in, out_width, cfg.min_cell_scale,
                                              protected=protected)

@@ -185,9 +185,14 @@ def fine_similarity(output: np.ndarray, original: np.ndarray, patch: int = 7,
                     stride: int = 3) -> dict[str, float]:
   """{'fine_coherence': ..., 'fine_completeness': ...}: the bidirectional similarity
   halves at ``scale`` x the original's size (half size by default), each patch matched
-  within a band of rows (see the comment above). Lower is better, as for
+  within a band of rows (see the comment above) -- of columns when the height changed
+  more than the width. Lower is better, as for
   :func:`bidirectional_similarity`; the two are not on the same scale (finer detail
   costs more)."""
+  (oh, ow), (ih, iw) = output.shape[:2], original.shape[:2]
+  if abs(np.log(oh / ih)) > abs(np.log(ow / iw)):  # mostly a height change: columns stay,
+    # so the band runs along them
+    output, original = np.swapaxes(output, 0, 1), np.swapaxes(original, 0, 1)
   scale_height = max(patch, round(original.shape[0] * scale))
   o_hw, i_hw = _scaled_sizes(output.shape, original.shape, patch, scale_height)
   band_rows = max(1, round(band * scale_height))

@@ -68,3 +68,7 @@ def test_fine_similarity_of_a_crop_and_a_height_change():
   rows = np.setdiff1d(np.arange(120), np.arange(4, 120, 8))
   short = metrics.fine_similarity(img[rows], img, patch=1, scale=1.0, stride=1, band=0.1)
   assert short["fine_coherence"] < 1e-6
+  # a height crop moves rows far from their proportional place: the band runs along the
+  # columns then, which a height change keeps
+  top = metrics.fine_similarity(img[40:], img, patch=5, scale=1.0, stride=1)
+  assert top["fine_coherence"] < 1e-6
