@@ -129,7 +129,6 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
                   for d in imps if d != layer) / (len(imps) - 1)
         m = m + cfg.deep_weight * jnp.mean(s) * sem
     damped[layer] = m
-    layer_limit = limit
     if keep is not None:
       forbid[layer] = forbidden_positions(keep, layer, arch)
       m = jnp.where(forbid[layer], seams.FORBIDDEN, m)
@@ -144,14 +143,14 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
       m = jnp.where(forbidden_positions(remove, layer, arch), m - bonus, m)
     if remove is not None and max_k > 0:  # object removal: seams only, every layer, one
       # per DP pass (a batched pass pushes merging paths aside, out of the object)
-      res = seams.carve(m, max_k, max_k, seams.fixed_energy_fn, limit=layer_limit)
+      res = seams.carve(m, max_k, max_k, seams.fixed_energy_fn, limit=limit)
     elif not cfg.use_seams or max_k <= 0:
       res = seams.CarveResult(column_maps.identity_kept(h, w), jnp.int32(0),
                               jnp.zeros((1, h), jnp.int32), jnp.full((1,), jnp.inf))
     elif deeper is None:  # the deepest layer decides how much seam carving can do
       threshold = jnp.percentile(s, cfg.percentile)
       res = seams.carve(m, max_k, max_k, seams.fixed_energy_fn, stop_threshold=threshold,
-                        limit=layer_limit)
+                        limit=limit)
       fraction = res.num_removed.astype(jnp.float32) / w
       if keep is not None:  # a keep mask blocks most deep positions (their receptive
         # fields are large): the fraction for the shallower layers is the one the
@@ -169,9 +168,9 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
         payload = (m, f)
         energy_fn = seams.feature_forward_energy_fn(cfg.forward_weight)
       if batch <= 1:
-        res = seams.carve(payload, k, max_k, energy_fn, limit=layer_limit)
+        res = seams.carve(payload, k, max_k, energy_fn, limit=limit)
       else:
-        res = seams.carve_batched(payload, k, max_k, energy_fn, batch, limit=layer_limit)
+        res = seams.carve_batched(payload, k, max_k, energy_fn, batch, limit=limit)
     removed[layer] = seams.removed_mask(res, w)
     num_removed[layer] = res.num_removed
     if enlarge:

@@ -50,9 +50,7 @@ semantic_score_jit = jax.jit(semantic_score, static_argnames=("layer",))
 
 def extract_patches(image: jax.Array, patch: int) -> jax.Array:
   """All ``patch`` x ``patch`` patches (stride 1, valid) of (H, W, C) -> (N, patch*patch*C)."""
-  p = jax.lax.conv_general_dilated_patches(
-      image[None].astype(jnp.float32), (patch, patch), (1, 1), "VALID",
-      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  p = _patch_grid(image, patch)
   return p.reshape(-1, p.shape[-1])
 
 
