@@ -132,12 +132,23 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
     if keep is not None:
       forbid[layer] = forbidden_positions(keep, layer, arch)
       m = jnp.where(forbid[layer], seams.FORBIDDEN, m)
-    if enlarge:  # positions near the border saw the zero padding: an inserted copy there
-      # shifts them against the border, a target no image can meet (coloured stripes
-      # along the edge); seams keep 3 positions (block1_conv2's reach and more) away
+    layer_limit = limit
+    if enlarge or (layer == layers[0] and keep is None and remove is None):  # near
+      # the border the positions saw the zero padding: an inserted copy there shifts
+      # them against the border, and removing the border column puts an interior
+      # feature at the edge -- targets no image can meet (a coloured line along the
+      # edge, measured on coffee: the target's last block1 column had 1.5x the border's
+      # energy). Seams keep 3 positions (block1_conv2's reach and more) away; when
+      # shrinking only the image-level layer needs it. Not with masks: object removal
+      # may carve an object that touches the border, and a keep mask's largest shrink
+      # (pipeline.keep_limits) counts on every free column, the border ones included.
       band = min(3, max(1, (w - 1) // 4))
       edge = (jnp.arange(w) < band) | (jnp.arange(w) >= w - band)
-      m = jnp.where(edge[None, :], m + 2.0 * h * jnp.max(s) + 1.0, m)
+      if enlarge:
+        m = jnp.where(edge[None, :], m + 2.0 * h * jnp.max(s) + 1.0, m)
+      else:  # a hard limit: a batched pass could push a path into the band otherwise
+        m = jnp.where(edge[None, :], seams.FORBIDDEN, m)
+        layer_limit = seams.FORBIDDEN_LIMIT
     if remove is not None:
       bonus = 2.0 * h * jnp.max(s) + 1.0  # one more removed position beats any path
       m = jnp.where(forbidden_positions(remove, layer, arch), m - bonus, m)
@@ -150,7 +161,7 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
     elif deeper is None:  # the deepest layer decides how much seam carving can do
       threshold = jnp.percentile(s, cfg.percentile)
       res = seams.carve(m, max_k, max_k, seams.fixed_energy_fn, stop_threshold=threshold,
-                        limit=limit)
+                        limit=layer_limit)
       fraction = res.num_removed.astype(jnp.float32) / w
       if keep is not None:  # a keep mask blocks most deep positions (their receptive
         # fields are large): the fraction for the shallower layers is the one the
@@ -168,9 +179,10 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
         payload = (m, f)
         energy_fn = seams.feature_forward_energy_fn(cfg.forward_weight)
       if batch <= 1:
-        res = seams.carve(payload, k, max_k, energy_fn, limit=limit)
+        res = seams.carve(payload, k, max_k, energy_fn, limit=layer_limit)
       else:
-        res = seams.carve_batched(payload, k, max_k, energy_fn, batch, limit=limit)
+        res = seams.carve_batched(payload, k, max_k, energy_fn, batch,
+                                  limit=layer_limit)
     removed[layer] = seams.removed_mask(res, w)
     num_removed[layer] = res.num_removed
     if enlarge:
@@ -201,6 +213,14 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
   if keep is not None:
     held = carved(forbid[shallow], shallow).any(axis=0)
     protected = column_maps.cells_holding(held, valid[shallow], n_cells)
+  if not enlarge and n_cells > 2 and keep is None and remove is None:
+    # The border cells keep their width: a compressed cell would sample its outermost
+    # output column from 0.5/scale - 0.5 columns inside the source (2 columns at the
+    # 0.2 limit), putting interior features where the output's features see the zero
+    # padding -- a target no image meets, which Eq. 4 answered with a coloured line
+    # along the border.
+    edge = (jnp.arange(n_cells) == 0) | (jnp.arange(n_cells) == n_cells - 1)
+    protected = edge if protected is None else protected | edge
   width_in = image_width * (valid[shallow] / imps[shallow].shape[1])
   cell_widths = column_maps.warp_cell_widths(mu, width_in, out_width, cfg.min_cell_scale,
                                              protected=protected)

@@ -100,3 +100,19 @@ def test_image_level_map_is_the_shallow_layer_map(random_weights, small_photo):
   m = plan.width.maps["block1_conv2"]
   np.testing.assert_allclose(img, column_maps.apply(jnp.asarray(small_photo, jnp.float32), m))
 
+
+@pytest.mark.parametrize("out_hw", [(64, 72), (64, 48)])
+def test_shrinking_keeps_the_border_columns_at_the_border(random_weights, small_photo, out_hw):
+  # The outermost output columns sample exactly the source's outermost columns at the
+  # image level (their features saw the zero padding: anything else is a target no
+  # image can meet, drawn as a coloured line along the border by Eq. 4).
+  cfg = config.OperatorConfig(percentile=100.0)  # many seams: some would reach the border
+  plan = plan_resize(_feats(random_weights, small_photo), (64, 96), out_hw, cfg)
+  cm = plan.width.maps[CFG.layers[0]]
+  src0 = np.where(np.asarray(cm.weight1[:, 0]) > 0.5, cm.index1[:, 0], cm.index0[:, 0])
+  src1 = np.where(np.asarray(cm.weight1[:, -1]) > 0.5, cm.index1[:, -1], cm.index0[:, -1])
+  assert np.all(src0 == 0) and np.all(src1 == 95)
+  assert np.all(np.minimum(cm.weight1[:, 0], 1 - cm.weight1[:, 0]) < 1e-4)
+  assert np.all(np.minimum(cm.weight1[:, -1], 1 - cm.weight1[:, -1]) < 1e-4)
+  removed = np.asarray(plan.width.removed[CFG.layers[0]])
+  assert not removed[:, :3].any() and not removed[:, -3:].any()

@@ -173,10 +173,23 @@ def test_working_size_output_keeps_the_input_detail(random_weights):
   assert lap(upscaled) < 0.2 * lap(image)
 
 
-def test_working_size_host_and_pure_paths_agree(random_weights, small_photo):
+@pytest.mark.parametrize("steps", [0, 4])
+def test_working_size_host_and_pure_paths_agree(random_weights, small_photo, steps):
+  # Both axes change: the host's "auto" order scores both orders, retarget_pure's is
+  # width first -- the comparison fixes the order (the choice is tested on its own).
+  cfg = dataclasses.replace(
+      WORK, operator=dataclasses.replace(WORK.operator, axis_order="width_first"),
+      reconstruction=dataclasses.replace(WORK.reconstruction, steps=steps))
   big = np.asarray(Image.fromarray(small_photo).resize((192, 128), Image.LANCZOS))
-  res = pipeline.retarget(random_weights, big, (96, 144), WORK)
-  out, _ = jax.jit(lambda im: pipeline.retarget_pure(random_weights, im, (96, 144), WORK))(
+  res = pipeline.retarget(random_weights, big, (96, 144), cfg)
+  assert res.axis_order == "width_first"
+  out, _ = jax.jit(lambda im: pipeline.retarget_pure(random_weights, im, (96, 144), cfg))(
       jnp.asarray(big, jnp.float32))
   assert out.shape == (96, 144, 3)
-  assert np.abs(np.asarray(out) - res.output).max() <= 1.0  # uint8 rounding only
+  diff = np.abs(np.asarray(out) - res.output)
+  if steps == 0:  # the same plans, initialisation and lift: uint8 rounding only
+    assert diff.max() <= 1.0
+  else:  # Adam normalises the gradient, so where it is ~0 the float rounding of the two
+    # compilations (one jit vs phases) moves a pixel by up to +-lr per step; a different
+    # plan or lift would differ by tens of grey levels over whole columns
+    assert diff.mean() <= 0.5 and np.percentile(diff, 99) <= 2.0
