@@ -91,7 +91,12 @@ flags.DEFINE_list("layers", list(_D.operator.layers), "Feature layers of the dee
 flags.DEFINE_float("alpha", _D.operator.alpha, "Eq. 2 damping inside deeper seams' receptive fields.")
 flags.DEFINE_float("percentile", _D.operator.percentile,
                    "Seams after the first only while their mean importance is within this "
-                   "percentile of the deepest map.")
+                   "percentile of the deepest map (at shrinks up to 25%; see "
+                   "--percentile_growth).")
+flags.DEFINE_float("percentile_growth", _D.operator.percentile_growth,
+                   "Percentile points added per unit of relative shrink beyond 25% "
+                   "(60: 20 at 75%, 35 at 50%, better on average at 50% but it can carve a "
+                   "thin or smooth subject away); 0 = --percentile at every ratio.")
 flags.DEFINE_integer("grid_cell", _D.operator.grid_cell, "Column-cell width of the warp (Eq. 3).")
 flags.DEFINE_integer("seams_per_pass", _D.operator.seams_per_pass,
                      "Seams found per DP pass below the deepest layer: 0 = 1/32 of the "
@@ -145,6 +150,7 @@ def config_from_flags() -> config.RetargetConfig:
     return config.RetargetConfig(
         operator=config.OperatorConfig(
             layers=tuple(FLAGS.layers), alpha=FLAGS.alpha, percentile=FLAGS.percentile,
+            percentile_growth=FLAGS.percentile_growth,
             grid_cell=FLAGS.grid_cell, min_cell_scale=FLAGS.min_cell_scale,
             seams_per_pass=FLAGS.seams_per_pass, axis_order=FLAGS.axis_order,
             forward_weight=FLAGS.forward_weight, deep_weight=FLAGS.deep_weight),

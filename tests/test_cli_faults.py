@@ -346,7 +346,7 @@ def test_animated_gif_warns_that_only_the_first_frame_is_used(env):
     ("--min_cell_scale=0", "min_cell_scale"), ("--refine_max_shift=-1", "refine_max_shift"),
     ("--width_ratio=nan", "width_ratio"), ("--max_pixels=0", "max_pixels"),
     ("--work_size=10", "work_size"), ("--steps=-1", "steps"), ("--grid_cell=0", "grid_cell"),
-    ("--forward_weight=-1", "forward_weight"),
+    ("--forward_weight=-1", "forward_weight"), ("--percentile_growth=-1", "percentile_growth"),
 ])
 def test_numeric_flags_are_validated(env, flag, pattern):
   d = case_dir(env, "num_" + re.sub(r"\W", "_", flag))

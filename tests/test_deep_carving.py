@@ -52,6 +52,30 @@ def test_threshold_stop_leaves_work_to_the_warp(random_weights, small_photo):
   assert int(plan.width.num_removed["block5_pool"]) == 1
 
 
+def test_stop_percentile_grows_with_the_shrink_only():
+  g = config.OperatorConfig(percentile_growth=60.0)
+  assert deep_carving.stop_percentile(g, 1000, 900) == pytest.approx(20.0)
+  assert deep_carving.stop_percentile(g, 1000, 750) == pytest.approx(20.0)
+  assert deep_carving.stop_percentile(g, 1000, 500) == pytest.approx(35.0)
+  assert deep_carving.stop_percentile(g, 1000, 1500) == pytest.approx(20.0)  # enlarging
+  fixed = config.OperatorConfig(percentile=50.0)  # the default growth is 0
+  assert deep_carving.stop_percentile(fixed, 1000, 500) == pytest.approx(50.0)
+  steep = config.OperatorConfig(percentile=90.0, percentile_growth=400.0)
+  assert deep_carving.stop_percentile(steep, 1000, 500) == 100.0  # clipped
+  with pytest.raises(ValueError, match="percentile_growth"):
+    config.OperatorConfig(percentile_growth=-1.0)
+
+
+def test_a_larger_shrink_lets_the_deepest_layer_carve_more(random_weights, small_photo):
+  # percentile 0 allows only the mandatory seam; growth 400 lifts the stop to the 100th
+  # percentile at 40/96 (a 58% shrink), where every seam the deepest layer can give passes
+  feats = _feats(random_weights, small_photo)
+  fixed = config.OperatorConfig(percentile=0.0, percentile_growth=0.0)
+  grown = config.OperatorConfig(percentile=0.0, percentile_growth=400.0)
+  assert int(plan_resize(feats, (64, 96), (64, 40), fixed).width.num_removed["block5_pool"]) == 1
+  assert int(plan_resize(feats, (64, 96), (64, 40), grown).width.num_removed["block5_pool"]) == 2
+
+
 def test_shallower_seams_are_steered_into_the_deep_receptive_field(random_weights, small_photo):
   plan = plan_resize(_feats(random_weights, small_photo), (64, 96), (64, 64), CFG)
   p = plan.width
