@@ -102,8 +102,8 @@ def stop_percentile(cfg: OperatorConfig, width: int, out_width: int) -> float:
   (the rocket, half the flower), so the default growth is 0. Enlarging keeps
   ``cfg.percentile``.
   """
-  shrink = max(0.0, 1.0 - out_width / max(width, 1))
-  return float(min(100.0, cfg.percentile + cfg.percentile_growth * max(0.0, shrink - 0.25)))
+  beyond = max(0.0, 1.0 - out_width / width - 0.25)  # shrink past 25%; 0 when enlarging
+  return float(min(100.0, cfg.percentile + cfg.percentile_growth * beyond))
 
 
 def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
