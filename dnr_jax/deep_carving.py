@@ -106,6 +106,67 @@ def stop_percentile(cfg: OperatorConfig, width: int, out_width: int) -> float:
   return float(min(100.0, cfg.percentile + cfg.percentile_growth * beyond))
 
 
+def crop_size(cfg: OperatorConfig, image_hw: tuple[int, int], out_hw: tuple[int, int],
+              arch: str = "vgg19", masked: bool = False) -> tuple[int, int]:
+  """(axis, pixels) the operator crops before carving (static: 0 pixels = no crop).
+
+  ``cfg.crop_share`` of the shrink, rounded down to a multiple of the deepest layer's
+  stride S (so the crop window starts on a position of every layer) and leaving at
+  least one pixel to the seams and the warp. Only when exactly one axis shrinks and no
+  mask is given (``masked``): a keep mask's pixels may lie at the border, and a
+  two-axis job plans each axis on the other's result.
+  """
+  (h, w), (oh, ow) = image_hw, out_hw
+  if cfg.crop_share <= 0 or masked or (oh == h) == (ow == w):
+    return 0, 0
+  axis, n, n_out = (1, w, ow) if oh == h else (0, h, oh)
+  if n_out >= n:
+    return axis, 0
+  stride = vgg.layer_stride(sort_layers(cfg.layers, arch)[-1], arch)
+  crop = int(cfg.crop_share * (n - n_out)) // stride * stride
+  return axis, max(0, min(crop, (n - n_out - 1) // stride * stride))
+
+
+def crop_offset(deep_importance: jax.Array, width: int, crop: int, layer: str,
+                arch: str = "vgg19") -> jax.Array:
+  """Where the crop window starts (traced int32 pixels, a multiple of ``layer``'s
+  stride): of the windows of ``width - crop`` pixels, the one whose columns of the
+  deepest layer's importance (Eq. 1, ``deep_importance`` (h_L, w_L), width axis last)
+  sum highest; near-ties go to the centred window. The deep importance is semantic,
+  so the crop takes the background beside the subject, not the subject."""
+  stride = vgg.layer_stride(layer, arch)
+  profile = deep_importance.astype(jnp.float32).mean(axis=0)
+  window = vgg.layer_size(width - crop, layer, arch)
+  starts = jnp.arange(crop // stride + 1)
+  total = jnp.concatenate([jnp.zeros((1,), jnp.float32), jnp.cumsum(profile)])
+  kept = total[starts + window] - total[starts]
+  centred = jnp.abs(starts - 0.5 * (starts.shape[0] - 1))
+  score = kept - 1e-6 * total[-1] * centred
+  return (jnp.argmax(score) * stride).astype(jnp.int32)
+
+
+def uncrop(plan: AxisPlan, offset: jax.Array, importance_full: Mapping[str, jax.Array],
+           arch: str = "vgg19") -> AxisPlan:
+  """An axis plan made on a crop starting ``offset`` pixels in (:func:`crop_offset`),
+  expressed on the uncropped image: every layer's source columns shift by offset /
+  stride, the removed and damped maps are placed in full-width zeros, and the
+  importance is the uncropped image's (``importance_full``, the plan's orientation)."""
+  maps, kept, removed, damped = {}, {}, {}, {}
+  for layer, cm in plan.maps.items():
+    o = offset // vgg.layer_stride(layer, arch)
+    maps[layer] = column_maps.ColumnMap(cm.index0 + o, cm.index1 + o, cm.weight1)
+    kept[layer] = plan.kept[layer] + o.astype(plan.kept[layer].dtype)
+    full = importance_full[layer].shape
+
+    def place(x, o=o, full=full):
+      return jax.lax.dynamic_update_slice(jnp.zeros(full, x.dtype), x, (0, o))
+
+    removed[layer] = place(plan.removed[layer])
+    damped[layer] = place(plan.damped[layer])
+  return plan._replace(maps=maps, kept=kept, removed=removed, damped=damped,
+                       importance=dict(importance_full))
+
+
 def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
                cfg: OperatorConfig, arch: str = "vgg19",
                keep: jax.Array | None = None, remove: jax.Array | None = None) -> AxisPlan:

@@ -97,6 +97,10 @@ flags.DEFINE_float("percentile_growth", _D.operator.percentile_growth,
                    "Percentile points added per unit of relative shrink beyond 25% "
                    "(60: 20 at 75%, 35 at 50%, better on average at 50% but it can carve a "
                    "thin or smooth subject away); 0 = --percentile at every ratio.")
+flags.DEFINE_float("crop_share", _D.operator.crop_share,
+                   "Share (0..1) of a one-axis shrink taken by cropping first, the window "
+                   "keeping the most deep-layer importance; the seams and the warp do the "
+                   "rest. Ignored with masks or when both axes change.")
 flags.DEFINE_integer("grid_cell", _D.operator.grid_cell, "Column-cell width of the warp (Eq. 3).")
 flags.DEFINE_integer("seams_per_pass", _D.operator.seams_per_pass,
                      "Seams found per DP pass below the deepest layer: 0 = 1/32 of the "
@@ -150,7 +154,7 @@ def config_from_flags() -> config.RetargetConfig:
     return config.RetargetConfig(
         operator=config.OperatorConfig(
             layers=tuple(FLAGS.layers), alpha=FLAGS.alpha, percentile=FLAGS.percentile,
-            percentile_growth=FLAGS.percentile_growth,
+            percentile_growth=FLAGS.percentile_growth, crop_share=FLAGS.crop_share,
             grid_cell=FLAGS.grid_cell, min_cell_scale=FLAGS.min_cell_scale,
             seams_per_pass=FLAGS.seams_per_pass, axis_order=FLAGS.axis_order,
             forward_weight=FLAGS.forward_weight, deep_weight=FLAGS.deep_weight),

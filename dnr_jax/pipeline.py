@@ -183,16 +183,42 @@ def _order(operator: OperatorConfig, image_hw, out_hw) -> str:
   return operator.axis_order
 
 
+def _deep_plan(weights, image, out_hw, operator: OperatorConfig, keep=None, remove=None
+               ) -> deep_carving.ResizePlan:
+  """The deep operator's plan of one (working-size) image: its features (one forward
+  pass) -> :func:`deep_carving.plan_resize`. With ``operator.crop_share`` (one shrinking
+  axis, no masks) the window that keeps the most deepest-layer importance is cropped
+  first (:func:`deep_carving.crop_size`, :func:`deep_carving.crop_offset`), the crop
+  gets its own forward pass (its border features then see the zero padding, like the
+  output's) and plan, and the plan is shifted back onto the whole image
+  (:func:`deep_carving.uncrop`), so every later phase sees an ordinary plan."""
+  layers = deep_carving.sort_layers(operator.layers, weights.arch)
+  feats = {k: v[0] for k, v in vgg.features(weights, image[None], layers).items()}
+  order = _order(operator, image.shape[:2], out_hw)
+  axis, crop = deep_carving.crop_size(operator, image.shape[:2], out_hw, weights.arch,
+                                      masked=keep is not None or remove is not None)
+  if not crop:
+    return deep_carving.plan_resize(feats, image.shape[:2], out_hw, operator, weights.arch,
+                                    keep=keep, remove=remove, order=order)
+  orient = (lambda x: x) if axis == 1 else (lambda x: jnp.swapaxes(x, 0, 1))
+  full_imp = {l: orient(importance.importance_map(f)) for l, f in feats.items()}
+  offset = deep_carving.crop_offset(full_imp[layers[-1]], image.shape[axis], crop, layers[-1],
+                                    weights.arch)
+  window = jax.lax.dynamic_slice_in_dim(image, offset, image.shape[axis] - crop, axis=axis)
+  feats = {k: v[0] for k, v in vgg.features(weights, window[None], layers).items()}
+  plan = deep_carving.plan_resize(feats, window.shape[:2], out_hw, operator, weights.arch,
+                                  order=order)
+  name = "width" if axis == 1 else "height"
+  return plan._replace(**{name: deep_carving.uncrop(getattr(plan, name), offset, full_imp,
+                                                    weights.arch)})
+
+
 @functools.partial(jax.jit, static_argnames=("out_hw", "operator", "loss_layers", "init", "seed"))
 def _prepare(weights, image, out_hw, operator: OperatorConfig, loss_layers, init, seed,
              keep=None, remove=None):
   layers = deep_carving.sort_layers(operator.layers, weights.arch)
-  feats = {k: v[0] for k, v in vgg.features(weights, image[None], layers).items()}
-  keep_mask = None if keep is None else keep > 0.5
-  plan = deep_carving.plan_resize(feats, image.shape[:2], out_hw, operator, weights.arch,
-                                  keep=keep_mask,
-                                  remove=None if remove is None else remove > 0.5,
-                                  order=_order(operator, image.shape[:2], out_hw))
+  plan = _deep_plan(weights, image, out_hw, operator, None if keep is None else keep > 0.5,
+                    None if remove is None else remove > 0.5)
   targets = {l: plan.targets[l] for l, lam in loss_layers if lam > 0}
   target_imp = {l: importance.importance_map(t) for l, t in plan.targets.items()}
   start = initial_image(image, plan, out_hw, init, seed, layers[0])

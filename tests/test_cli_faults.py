@@ -347,6 +347,7 @@ def test_animated_gif_warns_that_only_the_first_frame_is_used(env):
     ("--width_ratio=nan", "width_ratio"), ("--max_pixels=0", "max_pixels"),
     ("--work_size=10", "work_size"), ("--steps=-1", "steps"), ("--grid_cell=0", "grid_cell"),
     ("--forward_weight=-1", "forward_weight"), ("--percentile_growth=-1", "percentile_growth"),
+    ("--crop_share=1.5", "crop_share"),
 ])
 def test_numeric_flags_are_validated(env, flag, pattern):
   d = case_dir(env, "num_" + re.sub(r"\W", "_", flag))

@@ -140,3 +140,60 @@ def test_shrinking_keeps_the_border_columns_at_the_border(random_weights, small_
   assert np.all(np.minimum(cm.weight1[:, -1], 1 - cm.weight1[:, -1]) < 1e-4)
   removed = np.asarray(plan.width.removed[CFG.layers[0]])
   assert not removed[:, :3].any() and not removed[:, -3:].any()
+
+
+def test_crop_size_takes_a_share_of_one_shrinking_axis_in_deepest_strides():
+  share = config.OperatorConfig(crop_share=0.75)
+  # 640 -> 320: 0.75 * 320 = 240 -> 224 (a multiple of block5_pool's stride 32)
+  assert deep_carving.crop_size(share, (480, 640), (480, 320)) == (1, 224)
+  assert deep_carving.crop_size(share, (640, 480), (320, 480)) == (0, 224)  # height
+  # it always leaves the seams and the warp something to do
+  assert deep_carving.crop_size(config.OperatorConfig(crop_share=1.0), (64, 96), (64, 64)) == (1, 0)
+  assert deep_carving.crop_size(config.OperatorConfig(crop_share=1.0), (64, 160), (64, 64)) == (1, 64)
+  paper = config.OperatorConfig(crop_share=0.0)
+  for off in [deep_carving.crop_size(paper, (480, 640), (480, 320)),  # the paper's operator
+              deep_carving.crop_size(share, (480, 640), (400, 320)),  # both axes change
+              deep_carving.crop_size(share, (480, 640), (480, 320), masked=True),
+              deep_carving.crop_size(share, (480, 640), (480, 900))]:  # enlarging
+    assert off[1] == 0
+  with pytest.raises(ValueError, match="crop_share"):
+    config.OperatorConfig(crop_share=1.5)
+
+
+def test_crop_window_keeps_the_most_deep_importance():
+  s = np.ones((4, 20), np.float32)
+  s[:, 14:18] = 10.0  # the subject, right of centre
+  # 640 px wide (20 block5_pool columns), crop 8 columns = 256 px
+  off = int(deep_carving.crop_offset(jnp.asarray(s), 640, 256, "block5_pool"))
+  assert off % 32 == 0
+  assert off // 32 <= 14 and off // 32 + 12 >= 18  # the window holds the subject
+  # flat importance: the centred window
+  assert int(deep_carving.crop_offset(jnp.ones((4, 20)), 640, 256, "block5_pool")) == 4 * 32
+
+
+@pytest.mark.parametrize("axis", [1, 0])
+def test_a_cropped_plan_samples_only_inside_the_window(random_weights, small_photo, axis):
+  from dnr_jax import pipeline  # (the cropping plan is built by the prepare phase)
+  image = np.concatenate([small_photo] * 2, axis=1)  # 64 x 192
+  if axis == 0:
+    image = np.ascontiguousarray(image.transpose(1, 0, 2))  # 192 x 64
+  out_hw = (64, 96) if axis == 1 else (96, 64)
+  cfg = config.RetargetConfig(operator=config.OperatorConfig(crop_share=0.75),
+                              reconstruction=config.ReconstructionConfig(steps=0))
+  prep = pipeline.prepare(random_weights, jnp.asarray(image, jnp.float32), out_hw, cfg)
+  plan = prep.plan.width if axis == 1 else prep.plan.height
+  crop = deep_carving.crop_size(cfg.operator, image.shape[:2], out_hw)[1]
+  assert crop == 64
+  shallow = plan.maps["block1_conv2"]
+  lo, hi = int(shallow.index0.min()), int(shallow.index1.max())
+  # the window the deepest importance chose (plan.importance: the whole image's)
+  start = int(deep_carving.crop_offset(plan.importance["block5_pool"], 192, crop,
+                                       "block5_pool"))
+  assert start <= lo and hi <= start + 192 - crop - 1
+  # the importance and the removed maps are the whole image's, for the pictures
+  assert plan.importance["block1_conv2"].shape[1] == 192
+  assert plan.removed["block1_conv2"].shape[1] == 192
+  removed_cols = np.nonzero(np.asarray(plan.removed["block1_conv2"]).any(axis=0))[0]
+  assert removed_cols.min() >= start and removed_cols.max() <= start + 127
+  # the initial image is the plan's pixel map applied to the whole image
+  assert prep.init.shape[:2] == out_hw

@@ -193,3 +193,23 @@ def test_working_size_host_and_pure_paths_agree(random_weights, small_photo, ste
     # compilations (one jit vs phases) moves a pixel by up to +-lr per step; a different
     # plan or lift would differ by tens of grey levels over whole columns
     assert diff.mean() <= 0.5 and np.percentile(diff, 99) <= 2.0
+
+
+def test_a_cropping_plan_lifts_to_full_resolution_and_maps_points(random_weights, small_photo):
+  """crop_share: the full-resolution output and the point mapping come from inside the
+  crop window only, and the host and pure paths agree (the crop is in the plan)."""
+  wide = np.asarray(Image.fromarray(np.concatenate([small_photo] * 2, axis=1)).resize(
+      (384, 128), Image.LANCZOS))
+  cfg = config.RetargetConfig(operator=config.OperatorConfig(crop_share=0.75),
+                              reconstruction=config.ReconstructionConfig(steps=0),
+                              work_size=128)
+  res = pipeline.retarget(random_weights, wide, (128, 192), cfg)
+  assert res.work_hw == (43, 128) and res.output.shape == (128, 192, 3)
+  # working 128 -> 64 columns: 0.75 of the shrink = 48, a window of 128 - 32 = 96
+  xs = res.source_coords()[..., 0]
+  assert xs.max() - xs.min() <= 96 * 3
+  out, _ = jax.jit(lambda im: pipeline.retarget_pure(random_weights, im, (128, 192), cfg))(
+      jnp.asarray(wide, jnp.float32))
+  assert np.abs(np.asarray(out) - res.output).max() <= 1.0
+  inside = res.map_points(np.array([[xs.min() + 10.0, 64.0]]))
+  assert 0.0 <= inside[0, 0] < 192
