@@ -2,6 +2,11 @@
 
 For one axis (width; height is the same on transposed maps):
 
+0. Departure from the paper (``crop_share``, one shrinking axis, no masks): a share of
+   the shrink is first cropped from the border, keeping the window of the most deepest-
+   layer importance (:func:`crop_size`, :func:`crop_offset`); the steps below run on the
+   crop (its own forward pass, in ``pipeline``) and :func:`uncrop` puts the plan back
+   on the whole image.
 1. Importance S_l of every chosen layer (Eq. 1).
 2. Deepest layer L first: remove its minimum seams, always at least one, and more
    only while the next seam's mean importance is within the ``percentile`` of S_L
