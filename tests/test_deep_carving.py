@@ -7,6 +7,7 @@ import pytest
 from dnr_jax import column_maps
 from dnr_jax import config
 from dnr_jax import deep_carving
+from dnr_jax import pipeline
 from dnr_jax import receptive
 from dnr_jax import vgg
 
@@ -173,7 +174,6 @@ def test_crop_window_keeps_the_most_deep_importance():
 
 @pytest.mark.parametrize("axis", [1, 0])
 def test_a_cropped_plan_samples_only_inside_the_window(random_weights, small_photo, axis):
-  from dnr_jax import pipeline  # (the cropping plan is built by the prepare phase)
   image = np.concatenate([small_photo] * 2, axis=1)  # 64 x 192
   if axis == 0:
     image = np.ascontiguousarray(image.transpose(1, 0, 2))  # 192 x 64
