@@ -3,10 +3,11 @@
 For one axis (width; height is the same on transposed maps):
 
 0. Departure from the paper (``crop_share``, one shrinking axis, no masks): a share of
-   the shrink is first cropped from the border, keeping the window of the most deepest-
-   layer importance (:func:`crop_size`, :func:`crop_offset`); the steps below run on the
-   crop (its own forward pass, in ``pipeline``) and :func:`uncrop` puts the plan back
-   on the whole image.
+   the shrink (:func:`crop_share`) is first cropped from the border, keeping the window
+   of the most deepest-layer importance (:func:`crop_size`, :func:`crop_offset`); the
+   rest is done on the crop (its own forward pass, in ``pipeline``) by the warp of
+   step 4 alone (``crop_remainder`` "warp", the default) or by steps 1-4, and
+   :func:`uncrop` puts the plan back on the whole image.
 1. Importance S_l of every chosen layer (Eq. 1).
 2. Deepest layer L first: remove its minimum seams, always at least one, and more
    only while the next seam's mean importance is within the ``percentile`` of S_L
@@ -111,11 +112,24 @@ def stop_percentile(cfg: OperatorConfig, width: int, out_width: int) -> float:
   return float(min(100.0, cfg.percentile + cfg.percentile_growth * beyond))
 
 
+def crop_share(cfg: OperatorConfig, width: int, out_width: int) -> float:
+  """The share of a ``width`` -> ``out_width`` shrink that is cropped (static floats):
+  ``cfg.crop_share`` for shrinks up to 25%, then ``cfg.crop_share_growth`` more per
+  unit of relative shrink beyond (like :func:`stop_percentile`), at most 1. With the
+  warp doing the rest (``crop_remainder`` "warp"), a larger shrink would otherwise
+  squeeze the crop more: 0.75 at 75% width leaves the warp 12% of the crop window (640
+  px wide), 0.9 at 50% leaves it 9% where 0.75 left 23%."""
+  if cfg.crop_share <= 0:
+    return 0.0
+  beyond = max(0.0, 1.0 - out_width / width - 0.25)
+  return float(min(1.0, cfg.crop_share + cfg.crop_share_growth * beyond))
+
+
 def crop_size(cfg: OperatorConfig, image_hw: tuple[int, int], out_hw: tuple[int, int],
               arch: str = "vgg19", masked: bool = False) -> tuple[int, int]:
   """(axis, pixels) the operator crops before carving (static: 0 pixels = no crop).
 
-  ``cfg.crop_share`` of the shrink, rounded down to a multiple of the deepest layer's
+  :func:`crop_share` of the shrink, rounded down to a multiple of the deepest layer's
   stride S (so the crop window starts on a position of every layer) and leaving at
   least one pixel to the seams and the warp. Only when exactly one axis shrinks and no
   mask is given (``masked``): a keep mask's pixels may lie at the border, and a
@@ -128,7 +142,7 @@ def crop_size(cfg: OperatorConfig, image_hw: tuple[int, int], out_hw: tuple[int,
   if n_out >= n:
     return axis, 0
   stride = vgg.layer_stride(sort_layers(cfg.layers, arch)[-1], arch)
-  crop = int(cfg.crop_share * (n - n_out)) // stride * stride
+  crop = int(crop_share(cfg, n, n_out) * (n - n_out)) // stride * stride
   return axis, max(0, min(crop, (n - n_out - 1) // stride * stride))
 
 
@@ -174,7 +188,8 @@ def uncrop(plan: AxisPlan, offset: jax.Array, importance_full: Mapping[str, jax.
 
 def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
                cfg: OperatorConfig, arch: str = "vgg19",
-               keep: jax.Array | None = None, remove: jax.Array | None = None) -> AxisPlan:
+               keep: jax.Array | None = None, remove: jax.Array | None = None,
+               stop_thresholds: Mapping[str, jax.Array] | None = None) -> AxisPlan:
   """Deep multi-operator along the width for one image's features {layer: (h, w, c)}.
 
   Shrinking removes seams, enlarging (``out_width > image_width``, up to 2x) inserts
@@ -242,9 +257,12 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
       res = seams.CarveResult(column_maps.identity_kept(h, w), jnp.int32(0),
                               jnp.zeros((1, h), jnp.int32), jnp.full((1,), jnp.inf))
     elif deeper is None:  # the deepest layer decides how much seam carving can do
-      threshold = jnp.percentile(s, stop_percentile(cfg, image_width, out_width))
+      threshold = (jnp.percentile(s, stop_percentile(cfg, image_width, out_width))
+                   if stop_thresholds is None else stop_thresholds[layer])
+      # A threshold from outside (the uncropped image's, crop_remainder "global_stop")
+      # forces no first seam: the crop has already taken what had to go.
       res = seams.carve(m, max_k, max_k, seams.fixed_energy_fn, stop_threshold=threshold,
-                        limit=layer_limit)
+                        limit=layer_limit, force_first=stop_thresholds is None)
       fraction = res.num_removed.astype(jnp.float32) / w
       if keep is not None:  # a keep mask blocks most deep positions (their receptive
         # fields are large): the fraction for the shallower layers is the one the
@@ -261,11 +279,16 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
       if cfg.forward_weight > 0:
         payload = (m, f)
         energy_fn = seams.feature_forward_energy_fn(cfg.forward_weight)
+      # With thresholds from outside, each layer also stops at its own (no seam of a
+      # shallow layer dearer than the uncropped image's cheap positions); else it
+      # carves the deepest layer's fraction (the paper).
+      stop = None if stop_thresholds is None else stop_thresholds[layer]
       if batch <= 1:
-        res = seams.carve(payload, k, max_k, energy_fn, limit=layer_limit)
+        res = seams.carve(payload, k, max_k, energy_fn, limit=layer_limit,
+                          stop_threshold=stop, force_first=False)
       else:
         res = seams.carve_batched(payload, k, max_k, energy_fn, batch,
-                                  limit=layer_limit)
+                                  limit=layer_limit, stop_threshold=stop)
     removed[layer] = seams.removed_mask(res, w)
     num_removed[layer] = res.num_removed
     if enlarge:
@@ -370,7 +393,8 @@ def pixel_map(plan: AxisPlan, shallow: str):
 def plan_resize(feats: Mapping[str, jax.Array], image_hw: tuple[int, int],
                 out_hw: tuple[int, int], cfg: OperatorConfig,
                 arch: str = "vgg19", keep: jax.Array | None = None,
-                remove: jax.Array | None = None, order: str = "width_first") -> ResizePlan:
+                remove: jax.Array | None = None, order: str = "width_first",
+                stop_thresholds: Mapping[str, jax.Array] | None = None) -> ResizePlan:
   """One pass per changing axis (``order``), each on the maps the other left; returns
   target maps F'.
 
@@ -382,6 +406,10 @@ def plan_resize(feats: Mapping[str, jax.Array], image_hw: tuple[int, int],
       :func:`plan_width`).
     order: "width_first" (the height pass then works on the width-resized maps) or
       "height_first"; :func:`height_first` reads it back from the plan.
+    stop_thresholds: {layer: stop threshold (importance)} for every axis: each
+      layer's seams stop at its own, no first seam forced; None: the deepest layer's
+      percentile (:func:`stop_percentile`) of that axis' own map, the first seam
+      always taken, and the shallower layers carve its fraction (the paper's stop).
   """
   (h, w), (oh, ow) = image_hw, out_hw
   layers = sort_layers(cfg.layers, arch)
@@ -398,7 +426,7 @@ def plan_resize(feats: Mapping[str, jax.Array], image_hw: tuple[int, int],
     t = (lambda x: x) if axis == "width" else _transpose_hw  # height: transposed maps
     plans[axis] = plan_width({l: t(cur[l]) for l in layers}, n, n_out, cfg, arch,
                              None if keep is None else t(keep),
-                             None if remove is None else t(remove))
+                             None if remove is None else t(remove), stop_thresholds)
     shallow_map = pixel_map(plans[axis], layers[0])
     move = lambda m: None if m is None else t(column_maps.apply(  # noqa: E731
         t(m).astype(jnp.float32), shallow_map) > 0.0)

@@ -98,9 +98,19 @@ flags.DEFINE_float("percentile_growth", _D.operator.percentile_growth,
                    "(60: 20 at 75%, 35 at 50%, better on average at 50% but it can carve a "
                    "thin or smooth subject away); 0 = --percentile at every ratio.")
 flags.DEFINE_float("crop_share", _D.operator.crop_share,
-                   "Share (0..1) of a one-axis shrink taken by cropping first, the window "
-                   "keeping the most deep-layer importance; the seams and the warp do the "
-                   "rest. Ignored with masks or when both axes change.")
+                   "Share (0..1) of a one-axis shrink taken by cropping first (at 75% "
+                   "width; see --crop_share_growth), the window keeping the most "
+                   "deep-layer importance; --crop_remainder does the rest. 0 = the paper's "
+                   "operator. Ignored with masks, when enlarging or when both axes change.")
+flags.DEFINE_float("crop_share_growth", _D.operator.crop_share_growth,
+                   "Crop share added per unit of relative shrink beyond 25% (0.6: "
+                   "--crop_share at 75% width, +0.15 at 50%).")
+flags.DEFINE_enum("crop_remainder", _D.operator.crop_remainder, list(config.CROP_REMAINDERS),
+                  "What does the rest of a cropped shrink: warp (the grid warp alone: "
+                  "never cuts a subject), seams (the paper's seams and warp on the crop: "
+                  "the default until 2026-11-27; can cut a subject that fills the crop) "
+                  "or global_stop (seams only as cheap as the uncropped image's cheap "
+                  "ones, the warp the rest).")
 flags.DEFINE_integer("grid_cell", _D.operator.grid_cell, "Column-cell width of the warp (Eq. 3).")
 flags.DEFINE_integer("seams_per_pass", _D.operator.seams_per_pass,
                      "Seams found per DP pass below the deepest layer: 0 = 1/32 of the "
@@ -155,6 +165,7 @@ def config_from_flags() -> config.RetargetConfig:
         operator=config.OperatorConfig(
             layers=tuple(FLAGS.layers), alpha=FLAGS.alpha, percentile=FLAGS.percentile,
             percentile_growth=FLAGS.percentile_growth, crop_share=FLAGS.crop_share,
+            crop_remainder=FLAGS.crop_remainder, crop_share_growth=FLAGS.crop_share_growth,
             grid_cell=FLAGS.grid_cell, min_cell_scale=FLAGS.min_cell_scale,
             seams_per_pass=FLAGS.seams_per_pass, axis_order=FLAGS.axis_order,
             forward_weight=FLAGS.forward_weight, deep_weight=FLAGS.deep_weight),

@@ -190,8 +190,9 @@ def _deep_plan(weights, image, out_hw, operator: OperatorConfig, keep=None, remo
   axis, no masks) the window that keeps the most deepest-layer importance is cropped
   first (:func:`deep_carving.crop_size`, :func:`deep_carving.crop_offset`), the crop
   gets its own forward pass (its border features then see the zero padding, like the
-  output's) and plan, and the plan is shifted back onto the whole image
-  (:func:`deep_carving.uncrop`), so every later phase sees an ordinary plan."""
+  output's) and plan (by default the warp alone, ``operator.crop_remainder``), and the
+  plan is shifted back onto the whole image (:func:`deep_carving.uncrop`), so every
+  later phase sees an ordinary plan."""
   layers = deep_carving.sort_layers(operator.layers, weights.arch)
   feats = {k: v[0] for k, v in vgg.features(weights, image[None], layers).items()}
   order = _order(operator, image.shape[:2], out_hw)
@@ -206,8 +207,14 @@ def _deep_plan(weights, image, out_hw, operator: OperatorConfig, keep=None, remo
                                     weights.arch)
   window = jax.lax.dynamic_slice_in_dim(image, offset, image.shape[axis] - crop, axis=axis)
   feats = {k: v[0] for k, v in vgg.features(weights, window[None], layers).items()}
+  thresholds = None
+  if operator.crop_remainder == "global_stop":
+    pct = deep_carving.stop_percentile(operator, image.shape[axis], out_hw[axis])
+    thresholds = {l: jnp.percentile(full_imp[l], pct) for l in layers}
+  elif operator.crop_remainder == "warp":
+    operator = dataclasses.replace(operator, use_seams=False)
   plan = deep_carving.plan_resize(feats, window.shape[:2], out_hw, operator, weights.arch,
-                                  order=order)
+                                  order=order, stop_thresholds=thresholds)
   name = "width" if axis == 1 else "height"
   return plan._replace(**{name: deep_carving.uncrop(getattr(plan, name), offset, full_imp,
                                                     weights.arch)})

@@ -120,7 +120,7 @@ def carve(payload, num_seams: jax.Array | int, max_seams: int,
           energy_fn: EnergyFn,
           stop_threshold: jax.Array | float | None = None,
           stop_energy_fn: Callable[[object, jax.Array], jax.Array] | None = None,
-          limit: float | None = None) -> CarveResult:
+          limit: float | None = None, force_first: bool = True) -> CarveResult:
   """Removes up to ``num_seams`` (traced OK, <= ``max_seams``) seams, with static shapes.
 
   Args:
@@ -128,8 +128,9 @@ def carve(payload, num_seams: jax.Array | int, max_seams: int,
     num_seams: how many seams to remove.
     max_seams: static upper bound (array sizes).
     energy_fn: (payload, valid_width) -> (energy (h, w) with +inf past valid_width, costs).
-    stop_threshold: if given, the first seam is always removed and each further one
-      only while its mean energy is <= this value (the deep multi-operator's stop).
+    stop_threshold: if given, the first seam is always removed (unless not
+      ``force_first``) and each further one only while its mean energy is <= this
+      value (the deep multi-operator's stop).
     stop_energy_fn: (payload, seam) -> mean energy compared with the threshold
       (default: the seam's mean of ``energy_fn``'s energy).
     limit: if given, a seam whose total energy reaches it is never taken, and carving
@@ -154,7 +155,7 @@ def carve(payload, num_seams: jax.Array | int, max_seams: int,
       mean = jnp.mean(energy[rows, seam])
     else:
       mean = stop_energy_fn(pay, seam)
-    accept = (i == 0) if stop_threshold is not None else jnp.bool_(True)
+    accept = ((i == 0) & force_first) if stop_threshold is not None else jnp.bool_(True)
     if stop_threshold is not None:
       accept = accept | (mean <= stop_threshold)
     if limit is not None:
@@ -345,11 +346,13 @@ def _compaction(removed: jax.Array) -> jax.Array:
 
 
 def carve_batched(payload, num_seams: jax.Array | int, max_seams: int, energy_fn: EnergyFn,
-                  batch: int, limit: float | None = None) -> CarveResult:
-  """Like :func:`carve` (no threshold stop), removing up to ``batch`` seams per DP pass.
+                  batch: int, limit: float | None = None,
+                  stop_threshold: jax.Array | float | None = None) -> CarveResult:
+  """Like :func:`carve`, removing up to ``batch`` seams per DP pass.
 
   ``limit``: as in :func:`carve`, seams whose total energy reaches it are not taken;
-  carving ends when a pass finds none.
+  carving ends when a pass finds none. ``stop_threshold``: likewise for seams whose
+  mean energy exceeds it (no first seam forced).
 
   The energy is recomputed between passes, so image-space energies see the carved
   image every ``batch`` seams instead of after every seam; a fixed (feature-space)
@@ -373,6 +376,9 @@ def carve_batched(payload, num_seams: jax.Array | int, max_seams: int, energy_fn
     safe = jnp.clip(paths, 0, w - 1)
     if limit is not None:  # a path pushed aside by a neighbour may meet a forbidden position
       active = active & (jnp.sum(jnp.take_along_axis(energy, safe, axis=1), axis=0) < limit)
+    seam_mean = jnp.mean(jnp.take_along_axis(energy, safe, axis=1), axis=0)
+    if stop_threshold is not None:
+      active = active & (seam_mean <= stop_threshold)
     removed = jnp.zeros((h, w), bool).at[rows, safe].max(jnp.broadcast_to(active, (h, batch)))
     perm = _compaction(removed)
 
@@ -381,7 +387,6 @@ def carve_batched(payload, num_seams: jax.Array | int, max_seams: int, energy_fn
       return jnp.take_along_axis(a, jnp.broadcast_to(p, a.shape), axis=1)
 
     source = jnp.take_along_axis(kept, safe, axis=1).T  # (batch, h) source columns
-    seam_mean = jnp.mean(jnp.take_along_axis(energy, safe, axis=1), axis=0)
     seams = jax.lax.dynamic_update_slice(seams, source, (i, 0))
     means = jax.lax.dynamic_update_slice(means, jnp.where(active, seam_mean, INF), (i,))
     n = jnp.sum(active.astype(jnp.int32))

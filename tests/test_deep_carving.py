@@ -144,10 +144,17 @@ def test_shrinking_keeps_the_border_columns_at_the_border(random_weights, small_
 
 
 def test_crop_size_takes_a_share_of_one_shrinking_axis_in_deepest_strides():
-  share = config.OperatorConfig(crop_share=0.75)
+  share = config.OperatorConfig(crop_share=0.75, crop_share_growth=0.0)
   # 640 -> 320: 0.75 * 320 = 240 -> 224 (a multiple of block5_pool's stride 32)
   assert deep_carving.crop_size(share, (480, 640), (480, 320)) == (1, 224)
   assert deep_carving.crop_size(share, (640, 480), (320, 480)) == (0, 224)  # height
+  # the share grows with the shrink beyond 25%: 0.75 at 640 -> 480, 0.9 at 640 -> 320
+  growing = config.OperatorConfig(crop_share=0.75, crop_share_growth=0.6)
+  assert deep_carving.crop_share(growing, 640, 480) == pytest.approx(0.75)
+  assert deep_carving.crop_share(growing, 640, 320) == pytest.approx(0.9)
+  assert deep_carving.crop_size(growing, (480, 640), (480, 480)) == (1, 96)  # 120 -> 96
+  assert deep_carving.crop_size(growing, (480, 640), (480, 320)) == (1, 288)
+  assert deep_carving.crop_share(config.OperatorConfig(crop_share=0.0), 640, 320) == 0.0
   # it always leaves the seams and the warp something to do
   assert deep_carving.crop_size(config.OperatorConfig(crop_share=1.0), (64, 96), (64, 64)) == (1, 0)
   assert deep_carving.crop_size(config.OperatorConfig(crop_share=1.0), (64, 160), (64, 64)) == (1, 64)
@@ -159,6 +166,8 @@ def test_crop_size_takes_a_share_of_one_shrinking_axis_in_deepest_strides():
     assert off[1] == 0
   with pytest.raises(ValueError, match="crop_share"):
     config.OperatorConfig(crop_share=1.5)
+  with pytest.raises(ValueError, match="crop_remainder"):
+    config.OperatorConfig(crop_remainder="scale")
 
 
 def test_crop_window_keeps_the_most_deep_importance():
@@ -178,8 +187,10 @@ def test_a_cropped_plan_samples_only_inside_the_window(random_weights, small_pho
   if axis == 0:
     image = np.ascontiguousarray(image.transpose(1, 0, 2))  # 192 x 64
   out_hw = (64, 96) if axis == 1 else (96, 64)
-  cfg = config.RetargetConfig(operator=config.OperatorConfig(crop_share=0.75),
-                              reconstruction=config.ReconstructionConfig(steps=0))
+  cfg = config.RetargetConfig(
+      operator=config.OperatorConfig(crop_share=0.75, crop_share_growth=0.0,
+                                     crop_remainder="seams"),
+      reconstruction=config.ReconstructionConfig(steps=0))
   prep = pipeline.prepare(random_weights, jnp.asarray(image, jnp.float32), out_hw, cfg)
   plan = prep.plan.width if axis == 1 else prep.plan.height
   crop = deep_carving.crop_size(cfg.operator, image.shape[:2], out_hw)[1]
@@ -197,3 +208,46 @@ def test_a_cropped_plan_samples_only_inside_the_window(random_weights, small_pho
   assert removed_cols.min() >= start and removed_cols.max() <= start + 127
   # the initial image is the plan's pixel map applied to the whole image
   assert prep.init.shape[:2] == out_hw
+
+
+@pytest.mark.parametrize("remainder", ["warp", "global_stop"])
+def test_what_does_the_rest_of_a_cropped_shrink(random_weights, small_photo, remainder):
+  """crop_remainder: "warp" leaves the rest of the shrink to Eq. 3 alone (no seam at any
+  layer, still only inside the crop window); "global_stop" carves at most the seams that
+  the crop's own stop threshold ("seams") allows when the crop took the cheap part."""
+  image = np.concatenate([np.full_like(small_photo, 128), small_photo, small_photo], axis=1)
+  out_hw = (64, 192)  # 288 -> 192: a crop of 64 px (0.75 * 96 in strides of 32)
+  run = lambda r: pipeline.prepare(  # noqa: E731
+      random_weights, jnp.asarray(image, jnp.float32), out_hw,
+      config.RetargetConfig(operator=config.OperatorConfig(crop_share=0.75, crop_remainder=r),
+                            reconstruction=config.ReconstructionConfig(steps=0))).plan.width
+  plan, seams_plan = run(remainder), run("seams")
+  counts = {l: int(n) for l, n in plan.num_removed.items()}
+  start = int(deep_carving.crop_offset(plan.importance["block5_pool"], 288, 64, "block5_pool"))
+  shallow = plan.maps["block1_conv2"]
+  assert start <= int(shallow.index0.min()) and int(shallow.index1.max()) <= start + 223
+  assert np.all(np.diff(np.asarray(shallow.index0) + np.asarray(shallow.weight1), axis=1) > 0)
+  if remainder == "warp":
+    assert all(n == 0 for n in counts.values()), counts
+  else:
+    for l, n in counts.items():
+      assert n <= int(seams_plan.num_removed[l]), (l, counts)
+
+
+def test_given_stop_thresholds_stop_every_layer(random_weights, small_photo):
+  """stop_thresholds (crop_remainder "global_stop"): each layer carves only seams whose
+  mean importance is at most its threshold, no first seam forced; a threshold above
+  every seam lets each layer carve its share of the deepest layer's fraction."""
+  feats = _feats(random_weights, small_photo)
+  layers = deep_carving.sort_layers(CFG.layers)
+  low = {l: jnp.float32(-1.0) for l in layers}
+  high = {l: jnp.float32(np.inf) for l in layers}
+  none = plan_resize(feats, (64, 96), (64, 64), CFG, stop_thresholds=low)
+  every = plan_resize(feats, (64, 96), (64, 64), CFG, stop_thresholds=high)
+  assert all(int(n) == 0 for n in none.width.num_removed.values())
+  assert int(every.width.num_removed[layers[-1]]) == 1  # block5_pool: 3 -> 2 columns
+  assert int(every.width.num_removed[layers[0]]) == 32  # its fraction, 1/3 of 96
+  only_deep = plan_resize(feats, (64, 96), (64, 64), CFG,
+                          stop_thresholds={**high, layers[0]: jnp.float32(-1.0)})
+  assert int(only_deep.width.num_removed[layers[0]]) == 0
+  assert int(only_deep.width.num_removed[layers[1]]) > 0

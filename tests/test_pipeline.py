@@ -200,7 +200,8 @@ def test_a_cropping_plan_lifts_to_full_resolution_and_maps_points(random_weights
   crop window only, and the host and pure paths agree (the crop is in the plan)."""
   wide = np.asarray(Image.fromarray(np.concatenate([small_photo] * 2, axis=1)).resize(
       (384, 128), Image.LANCZOS))
-  cfg = config.RetargetConfig(operator=config.OperatorConfig(crop_share=0.75),
+  cfg = config.RetargetConfig(operator=config.OperatorConfig(crop_share=0.75,
+                                                            crop_share_growth=0.0),
                               reconstruction=config.ReconstructionConfig(steps=0),
                               work_size=128)
   res = pipeline.retarget(random_weights, wide, (128, 192), cfg)
