@@ -19,7 +19,6 @@ Writes ``results/benchmark/benchmark.md``, ``benchmark.json`` and ``scaling.png`
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import json
 import pathlib
@@ -29,7 +28,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 import _photos
 import benchmark_batch

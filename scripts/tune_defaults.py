@@ -11,7 +11,6 @@ semantic score and patch coherence/completeness of the image so far. Writes
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import pathlib
 import time

@@ -6,7 +6,6 @@ from jax.scipy import ndimage
 
 from dnr_jax import grid_sampler
 from dnr_jax import refine
-from dnr_jax.config import RefinementConfig
 
 
 def np_bilinear(img, y, x, border):
