@@ -360,11 +360,16 @@ def _debug_pictures(image: np.ndarray, res: pipeline.Result, task: outputs.Task,
       under = visualize.resize_linear(base, (res.initial.shape[0], w))
     i = 1 if axis == "width" else 0
     inserted = res.output.shape[i] > res.stages[-1].image_hw[i]
+    span = res.kept_span.get(axis) if not res.removal_axis else None
+    if span is not None and axis == first:  # the crop before the seams, greyed out
+      under = visualize.crop_overlay(under, span, axis)
     tiles = [visualize.seams_overlay(under, m if axis == "width" else m.T,
                                      (40, 200, 255) if inserted else (255, 40, 40))
              for m in removed.values()]
+    cropped = span is not None and span != (0, under.shape[1 if axis == "width" else 0])
     save(f"seams_{axis}", visualize.panel(
-        tiles, [f"{l} ({'inserted' if inserted else 'removed'})" for l in removed],
+        tiles, [f"{l} ({'inserted' if inserted else 'removed'}"
+                f"{'; grey: cropped' if cropped else ''})" for l in removed],
         height=min(h, 300)))
   if masks:
     save("masks", _mask_picture(image, res, masks))
@@ -392,6 +397,21 @@ def _operations(image_hw, res: pipeline.Result) -> dict:
   return ops
 
 
+def _cropped(image_hw, res: pipeline.Result) -> dict:
+  """Per shrunk axis, the input pixels the output comes from ("kept_from" to
+  "kept_to") and how many the crop before the seams took (OperatorConfig.crop_share;
+  0 when it did not crop)."""
+  out = {}
+  if res.removal_axis:  # two runs: the spans are the second run's
+    return out
+  for axis, (start, stop) in res.kept_span.items():
+    i = 1 if axis == "width" else 0
+    scale = image_hw[i] / res.work_hw[i]
+    lo, hi = round(start * scale), min(image_hw[i], round(stop * scale))
+    out[axis] = {"kept_from": lo, "kept_to": hi, "cropped_px": image_hw[i] - (hi - lo)}
+  return out
+
+
 def _report_entry(task: outputs.Task, image, res: pipeline.Result, cfg: RetargetConfig,
                   weights, debug_files, wall, estimate: cost_model.Estimate,
                   job_masks: dict | None = None) -> dict:
@@ -413,6 +433,7 @@ def _report_entry(task: outputs.Task, image, res: pipeline.Result, cfg: Retarget
       "axis_order": res.axis_order,
       "axis_order_kept_importance": res.order_scores,
       "seams_removed": res.seams_removed,
+      "cropped": _cropped(image.shape[:2], res),
       "masks": {"keep_mask": job_masks.get("keep"), "remove_mask": job_masks.get("remove"),
                 "kept_pixels_copied": res.keep_held, "removal_axis": res.removal_axis},
       "target_feature_shapes": {l: list(s) for l, s in res.target_shapes.items()},

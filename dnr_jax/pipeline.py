@@ -758,6 +758,9 @@ class Result:
   stage_input: np.ndarray | None = None  # the last run's input (after a removal)
   axis_order: str | None = None  # "width_first"/"height_first" when both axes change
   order_scores: dict = dataclasses.field(default_factory=dict)  # kept importance of each
+  # "width"/"height" -> (start, stop): the working-size columns (rows) the pixel map
+  # samples, [0, w) unless the operator cropped (OperatorConfig.crop_share).
+  kept_span: dict = dataclasses.field(default_factory=dict)
 
   def map_points(self, points_xy) -> np.ndarray:
     """(N, 2) input (x, y) pixel positions -> where they are in the output."""
@@ -943,6 +946,13 @@ def check_keep(keep, image_hw, out_hw, cfg: RetargetConfig) -> None:
         f"{min_h / h:.3f}); asked for {out_hw[1]}x{out_hw[0]}")
 
 
+def _kept_span(plan: deep_carving.AxisPlan, n: int) -> tuple[int, int]:
+  """(start, stop) of the working-size positions an axis plan's pixel map samples."""
+  cm = plan.maps[max(plan.maps, key=lambda l: plan.maps[l].index0.shape[1])]  # block1's
+  lo, hi = int(np.min(np.asarray(cm.index0))), int(np.max(np.asarray(cm.index1)))
+  return max(0, lo), min(n, hi + 1)
+
+
 def make_result(s: Sizes, prep: Prepared, recon, output, recon_losses: list,
                 refine_losses: list, timings: dict, interrupted: bool = False,
                 target_shapes: dict | None = None) -> Result:
@@ -973,5 +983,7 @@ def make_result(s: Sizes, prep: Prepared, recon, output, recon_losses: list,
       cell_widths={a: np.asarray(p.cell_widths) for a, p in axes.items()},
       recon_losses=list(recon_losses), refine_losses=list(refine_losses), timings=timings,
       interrupted=interrupted, stages=[stage],
+      kept_span={a: _kept_span(p, s.work[1] if a == "width" else s.work[0])
+                 for a, p in axes.items()},
       axis_order=(("height_first" if deep_carving.height_first(plan) else "width_first")
                   if len(axes) == 2 else None))

@@ -80,6 +80,16 @@ def seams_overlay(image: np.ndarray, removed: np.ndarray, colour=(255, 40, 40)) 
   return out
 
 
+def crop_overlay(image: np.ndarray, span: tuple[int, int], axis: str = "width") -> np.ndarray:
+  """The columns (``axis`` "width") or rows outside ``span`` = (start, stop), greyed."""
+  out = np.asarray(image, np.uint8).copy()
+  view = out if axis == "width" else out.transpose(1, 0, 2)
+  start, stop = span
+  for sl in (slice(0, max(0, start)), slice(max(0, stop), None)):
+    view[:, sl] = (0.3 * view[:, sl] + 0.7 * 128).astype(np.uint8)
+  return out
+
+
 def plot_curve(values: Sequence[float], size=(480, 240), title: str = "") -> np.ndarray:
   """A small log-scale line plot (no matplotlib at run time)."""
   w, h = size

@@ -85,7 +85,7 @@ def test_batch_equals_one_by_one(random_weights, mixed, compilations):
   for im, out_hw, res in zip(images, outs, results):
     one = pipeline.retarget(random_weights, im, out_hw, CFG)
     assert res.output.shape == (*out_hw, 3) and res.batch_size >= 1
-    assert res.seams_removed == one.seams_removed
+    assert res.seams_removed == one.seams_removed and res.kept_span == one.kept_span
     # Measured: bitwise equal on XLA:CPU. The stated tolerance: 1 grey level.
     np.testing.assert_allclose(res.output, one.output, atol=1)
     np.testing.assert_allclose(res.recon_losses, one.recon_losses, rtol=1e-4)

@@ -49,6 +49,8 @@ def test_flagfile_run_writes_output_report_and_debug(setup):
   assert report["output_size"] == {"height": 64, "width": 72}
   assert len(report["losses"]["reconstruction"]) == 3
   assert report["seams_removed"]["width"]["block5_pool"] >= 1
+  # a 24 px shrink is too small for a crop (32 px steps): the paper's operator
+  assert report["cropped"] == {"width": {"kept_from": 0, "kept_to": 96, "cropped_px": 0}}
   assert 0 < report["scores"]["semantic_score_block5_conv1"]
   for name in ("importance", "seams_width", "targets", "stages", "loss"):
     assert (d / f"out_{name}.png").is_file(), name

@@ -209,6 +209,8 @@ def test_a_cropping_plan_lifts_to_full_resolution_and_maps_points(random_weights
   # working 128 -> 64 columns: 0.75 of the shrink = 48, a window of 128 - 32 = 96
   xs = res.source_coords()[..., 0]
   assert xs.max() - xs.min() <= 96 * 3
+  start, stop = res.kept_span["width"]  # at the working size: the crop window
+  assert stop - start == 96 and 3 * start <= xs.min() and xs.max() <= 3 * stop
   out, _ = jax.jit(lambda im: pipeline.retarget_pure(random_weights, im, (128, 192), cfg))(
       jnp.asarray(wide, jnp.float32))
   assert np.abs(np.asarray(out) - res.output).max() <= 1.0
