@@ -352,7 +352,8 @@ def _debug_pictures(image: np.ndarray, res: pipeline.Result, task: outputs.Task,
     # Height seams live on the width-resized maps: draw them over the input scaled to
     # the output width (positions are approximate where the width pass was non-uniform).
     first = "height" if res.axis_order == "height_first" else "width"
-    if axis == first or len(res.removed) == 1:
+    on_input = axis == first or len(res.removed) == 1
+    if on_input:
       under = base
     elif axis == "height":  # on the width-resized image
       under = visualize.resize_linear(base, (h, res.initial.shape[1]))
@@ -360,8 +361,8 @@ def _debug_pictures(image: np.ndarray, res: pipeline.Result, task: outputs.Task,
       under = visualize.resize_linear(base, (res.initial.shape[0], w))
     i = 1 if axis == "width" else 0
     inserted = res.output.shape[i] > res.stages[-1].image_hw[i]
-    span = res.kept_span.get(axis) if not res.removal_axis else None
-    if span is not None and axis == first:  # the crop before the seams, greyed out
+    span = res.kept_span.get(axis) if on_input and not res.removal_axis else None
+    if span is not None:  # the crop before the seams, greyed out
       under = visualize.crop_overlay(under, span, axis)
     tiles = [visualize.seams_overlay(under, m if axis == "width" else m.T,
                                      (40, 200, 255) if inserted else (255, 40, 40))
@@ -594,6 +595,7 @@ def run(job: Job, cfg: RetargetConfig) -> int:
     with compilation.CompileCounter() as counter:
       for group in _groups(planned, job, cfg):
         current.pop("written", None)
+        current["saved"] = set()
         current["tasks"] = [p.task for p in group]
         before = counter.snapshot()
         if len(group) == 1 and job.batch_size == 1:
@@ -689,6 +691,7 @@ def _run_one(p: _Planned, index: int, count: int, job: Job, cfg: RetargetConfig,
             "for this size)", file=sys.stderr)
     image_io.save_image(res.output, task.output, protect=(task.source,))
     current["written"] = True
+    current.setdefault("saved", set()).add(task.output)
     debug = _debug_pictures(image, res, task, p.masks) if job.save_debug else []
   except (image_io.ImageError, ValueError) as e:
     view.close()
@@ -770,6 +773,7 @@ def _run_batch(group: list[_Planned], planned: list[_Planned], job: Job, cfg: Re
       continue
     try:
       image_io.save_image(res.output, task.output, protect=(task.source,))
+      current.setdefault("saved", set()).add(task.output)
       debug = _debug_pictures(image, res, task, p.masks) if job.save_debug else []
     except (image_io.ImageError, ValueError) as err:
       msg = str(err) if str(task.source) in str(err) else f"{task.source}: {err}"
@@ -794,19 +798,29 @@ def _interrupted(job: Job, view: ProgressView, current: dict, entries: list[dict
   try:
     view.enabled = False
     print("", file=sys.stderr)
-    tasks = current.get("tasks") or []
-    if tasks and view.best is not None and not current.get("written"):
+    all_tasks = current.get("tasks") or []
+    saved = current.get("saved") or set()
+    for task in all_tasks:
+      if task.output in saved:  # finished: the interrupt came during its report/pictures
+        print(f"dnr_jax: interrupted after {task.output} was written (complete)",
+              file=sys.stderr)
+        entries.append({"input": str(task.source), "output": str(task.output),
+                        "status": "interrupted"})
+    pending = [t for t in all_tasks if t.output not in saved]
+    if pending and view.best is not None and not current.get("written"):
       best = view.best()
-      for task, image in zip(tasks, best if isinstance(best, list) else [best]):
+      for task, image in zip(all_tasks, best if isinstance(best, list) else [best]):
+        if task.output in saved:
+          continue
         image_io.save_image(image, task.output, protect=(task.source,))
         print(f"dnr_jax: interrupted; wrote the best image so far to {task.output}",
               file=sys.stderr)
         entries.append({"input": str(task.source), "output": str(task.output),
                         "status": "interrupted"})
-    else:
+    elif pending:
       print("dnr_jax: interrupted before an image was produced; nothing was written"
             + (" for the current image" if entries else ""), file=sys.stderr)
-      for task in tasks:
+      for task in pending:
         entries.append({"input": str(task.source), "output": None, "status": "interrupted"})
     if report_path(job) and entries:
       _write_report_or_fail(report_path(job), entries, folder)

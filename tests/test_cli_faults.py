@@ -277,6 +277,22 @@ def test_sigterm_mid_optimisation_keeps_the_best_image(env):
   assert not list(d.glob(".tmp*"))
 
 
+def test_interrupt_after_the_write_says_the_image_is_complete(env):
+  """Ctrl-C while the report entry is scored (after the output was written): the
+  output stays, and the message says so (it used to claim nothing was written)."""
+  d = case_dir(env, "sigint_after_write")
+  src = photo_file(env, d)
+  code, err = _interrupt_run(
+      [f"--input={src}", f"--output={d}/o.png", "--width_ratio=0.75",
+       "--compilation_cache=", f"--vgg_weights={env['weights']}", f"--report={d}/r.json",
+       *FAST], r"wrote .*o\.png in", 0.0)
+  assert code == 130, err
+  assert "Traceback" not in err
+  assert "o.png was written (complete)" in err and "nothing was written" not in err, err
+  assert np.asarray(Image.open(d / "o.png")).shape == (64, 72, 3)
+  assert json.loads((d / "r.json").read_text())["status"] == "interrupted"
+
+
 def test_sigterm_mid_batch_keeps_every_image_of_the_batch(env):
   d = case_dir(env, "sigterm_batch")
   (d / "in").mkdir()
