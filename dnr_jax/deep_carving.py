@@ -4,7 +4,9 @@ For one axis (width; height is the same on transposed maps):
 
 0. Departure from the paper (``crop_share``, one shrinking axis, no masks): a share of
    the shrink (:func:`crop_share`) is first cropped from the border, keeping the window
-   of the most deepest-layer importance (:func:`crop_size`, :func:`crop_offset`); the
+   that keeps the most semantic energy (Eq. 5's numerator; :func:`crop_size`,
+   :func:`crop_candidates`, the choice in ``pipeline``) or deepest-layer importance
+   (:func:`crop_offset`); the
    rest is done on the crop (its own forward pass, in ``pipeline``) by the warp of
    step 4 alone (``crop_remainder`` "warp", the default) or by steps 1-4, and
    :func:`uncrop` puts the plan back on the whole image.
@@ -146,22 +148,45 @@ def crop_size(cfg: OperatorConfig, image_hw: tuple[int, int], out_hw: tuple[int,
   return axis, max(0, min(crop, (n - n_out - 1) // stride * stride))
 
 
+def crop_window_scores(profile_map: jax.Array, width: int, crop: int, step: int,
+                       layer: str, arch: str = "vgg19") -> jax.Array:
+  """The score of every crop window start (0, ``step``, 2 ``step``, ... ``crop`` pixels;
+  positions of ``layer`` rounded down): the sum over the window's columns of
+  ``profile_map`` (h_l, w_l) at ``layer`` (width axis last), minus a tie-break of 1e-6 of
+  the whole map's sum per start away from the centred window. (n_starts,) float32."""
+  stride = vgg.layer_stride(layer, arch)
+  profile = profile_map.astype(jnp.float32).mean(axis=0)
+  window = vgg.layer_size(width - crop, layer, arch)
+  starts = jnp.arange(crop // step + 1) * step // stride
+  total = jnp.concatenate([jnp.zeros((1,), jnp.float32), jnp.cumsum(profile)])
+  kept = total[jnp.minimum(starts + window, profile.shape[0])] - total[starts]
+  centred = jnp.abs(jnp.arange(starts.shape[0]) - 0.5 * (starts.shape[0] - 1))
+  return kept - 1e-6 * total[-1] * centred
+
+
 def crop_offset(deep_importance: jax.Array, width: int, crop: int, layer: str,
                 arch: str = "vgg19") -> jax.Array:
   """Where the crop window starts (traced int32 pixels, a multiple of ``layer``'s
   stride): of the windows of ``width - crop`` pixels, the one whose columns of the
   deepest layer's importance (Eq. 1, ``deep_importance`` (h_L, w_L), width axis last)
-  sum highest; near-ties go to the centred window. The deep importance is semantic,
-  so the crop takes the background beside the subject, not the subject."""
+  sum highest; near-ties go to the centred window (``crop_choice`` "importance")."""
   stride = vgg.layer_stride(layer, arch)
-  profile = deep_importance.astype(jnp.float32).mean(axis=0)
-  window = vgg.layer_size(width - crop, layer, arch)
-  starts = jnp.arange(crop // stride + 1)
-  total = jnp.concatenate([jnp.zeros((1,), jnp.float32), jnp.cumsum(profile)])
-  kept = total[starts + window] - total[starts]
-  centred = jnp.abs(starts - 0.5 * (starts.shape[0] - 1))
-  score = kept - 1e-6 * total[-1] * centred
+  score = crop_window_scores(deep_importance, width, crop, stride, layer, arch)
   return (jnp.argmax(score) * stride).astype(jnp.int32)
+
+
+def crop_candidates(semantic_energy: jax.Array, width: int, crop: int, step: int,
+                    layer: str, count: int, arch: str = "vgg19") -> jax.Array:
+  """The ``count`` most promising crop window starts (traced int32 pixels, multiples of
+  ``step``, best first; fewer when there are fewer windows): the windows whose columns
+  hold the most of the uncropped image's semantic energy ``semantic_energy`` (h_l, w_l)
+  = ||F_l(I)(i, j, *)||^2 at ``layer`` (Eq. 5's summand, width axis last), near-ties to
+  the centred window. The pipeline then scores each candidate crop's own Eq. 5
+  numerator (its border features see the crop's edge) and keeps the best
+  (``crop_choice`` "semantic")."""
+  score = crop_window_scores(semantic_energy, width, crop, step, layer, arch)
+  k = min(count, score.shape[0])
+  return (jax.lax.top_k(score, k)[1] * step).astype(jnp.int32)
 
 
 def uncrop(plan: AxisPlan, offset: jax.Array, importance_full: Mapping[str, jax.Array],

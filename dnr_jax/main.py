@@ -99,8 +99,8 @@ flags.DEFINE_float("percentile_growth", _D.operator.percentile_growth,
                    "thin or smooth subject away); 0 = --percentile at every ratio.")
 flags.DEFINE_float("crop_share", _D.operator.crop_share,
                    "Share (0..1) of a one-axis shrink taken by cropping first (at 75% "
-                   "width; see --crop_share_growth), the window keeping the most "
-                   "deep-layer importance; --crop_remainder does the rest. 0 = the paper's "
+                   "width; see --crop_share_growth), the window chosen by --crop_choice; "
+                   "--crop_remainder does the rest. 0 = the paper's "
                    "operator. Ignored with masks, when enlarging or when both axes change.")
 flags.DEFINE_float("crop_share_growth", _D.operator.crop_share_growth,
                    "Crop share added per unit of relative shrink beyond 25% (0.6: "
@@ -111,6 +111,14 @@ flags.DEFINE_enum("crop_remainder", _D.operator.crop_remainder, list(config.CROP
                   "the default until 2026-11-27; can cut a subject that fills the crop) "
                   "or global_stop (seams only as cheap as the uncropped image's cheap "
                   "ones, the warp the rest).")
+flags.DEFINE_enum("crop_choice", _D.operator.crop_choice, list(config.CROP_CHOICES),
+                  "How the crop window is chosen: semantic (of the --crop_candidates windows "
+                  "holding the most deep semantic energy, the crop that keeps the most of "
+                  "it, Eq. 5) or importance (the window of the most deepest-layer "
+                  "importance, Eq. 1; the default until 2026-11-27).")
+flags.DEFINE_integer("crop_candidates", _D.operator.crop_candidates,
+                     "Crop windows scored by their own forward pass with "
+                     "--crop_choice=semantic (each costs one forward pass of the crop).")
 flags.DEFINE_integer("grid_cell", _D.operator.grid_cell, "Column-cell width of the warp (Eq. 3).")
 flags.DEFINE_integer("seams_per_pass", _D.operator.seams_per_pass,
                      "Seams found per DP pass below the deepest layer: 0 = 1/32 of the "
@@ -166,6 +174,7 @@ def config_from_flags() -> config.RetargetConfig:
             layers=tuple(FLAGS.layers), alpha=FLAGS.alpha, percentile=FLAGS.percentile,
             percentile_growth=FLAGS.percentile_growth, crop_share=FLAGS.crop_share,
             crop_remainder=FLAGS.crop_remainder, crop_share_growth=FLAGS.crop_share_growth,
+            crop_choice=FLAGS.crop_choice, crop_candidates=FLAGS.crop_candidates,
             grid_cell=FLAGS.grid_cell, min_cell_scale=FLAGS.min_cell_scale,
             seams_per_pass=FLAGS.seams_per_pass, axis_order=FLAGS.axis_order,
             forward_weight=FLAGS.forward_weight, deep_weight=FLAGS.deep_weight),

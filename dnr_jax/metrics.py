@@ -27,9 +27,12 @@ import numpy as np
 
 from dnr_jax import vgg
 
+# Eq. 5's layer (section 4.6): the semantic score compares energies here.
+SEMANTIC_LAYER = "block5_conv1"
+
 
 def feature_energy(weights: vgg.VGGWeights, image: jax.Array,
-                   layer: str = "block5_conv1") -> jax.Array:
+                   layer: str = SEMANTIC_LAYER) -> jax.Array:
   """||F(image)||^2 at ``layer``: Eq. 5's numerator (output) or denominator (original)."""
   f = vgg.features(weights, jnp.asarray(image, jnp.float32)[None], (layer,))[layer]
   return jnp.sum(jnp.square(f))
@@ -39,7 +42,7 @@ feature_energy_jit = jax.jit(feature_energy, static_argnames=("layer",))
 
 
 def semantic_score(weights: vgg.VGGWeights, output: jax.Array, original: jax.Array,
-                   layer: str = "block5_conv1") -> jax.Array:
+                   layer: str = SEMANTIC_LAYER) -> jax.Array:
   """Eq. 5 for two RGB 0..255 images of any sizes. When one original is scored against
   many outputs, compute its :func:`feature_energy` once and divide."""
   return feature_energy(weights, output, layer) / feature_energy(weights, original, layer)

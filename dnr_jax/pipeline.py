@@ -183,37 +183,71 @@ def _order(operator: OperatorConfig, image_hw, out_hw) -> str:
   return operator.axis_order
 
 
+def _semantic_crop(weights, image, sem_energy, axis: int, crop: int, layers, count: int):
+  """``crop_choice`` "semantic": (offset, the kept crop's features {layer: (h, w, c)}).
+
+  ``sem_energy`` (h, w) is the uncropped image's Eq. 5 summand (``metrics.SEMANTIC_LAYER``
+  energy per position); its column sums rank the windows
+  (:func:`deep_carving.crop_candidates`). The ``count`` best crops go through VGG as one
+  batch, and the crop whose own Eq. 5 numerator is highest is kept (the crop's border
+  features see its edge, which the ranking cannot), its features reused for the plan.
+  Cost: ``count`` forward passes of the crop instead of one."""
+  n = image.shape[axis]
+  sem = metrics.SEMANTIC_LAYER
+  starts = deep_carving.crop_candidates(sem_energy if axis == 1 else sem_energy.T, n, crop,
+                                        vgg.layer_stride(layers[-1], weights.arch), sem,
+                                        count, weights.arch)
+  windows = jax.vmap(lambda s: jax.lax.dynamic_slice_in_dim(image, s, n - crop, axis=axis))(
+      starts)
+  feats = vgg.features(weights, windows, tuple(dict.fromkeys((*layers, sem))))
+  # Ties (to float rounding) go to the better-ranked window: argmax takes the first.
+  best = jnp.argmax(jnp.sum(jnp.square(feats[sem]), axis=(1, 2, 3)))
+  return starts[best], {k: feats[k][best] for k in layers}
+
+
 def _deep_plan(weights, image, out_hw, operator: OperatorConfig, keep=None, remove=None
                ) -> deep_carving.ResizePlan:
   """The deep operator's plan of one (working-size) image: its features (one forward
   pass) -> :func:`deep_carving.plan_resize`. With ``operator.crop_share`` (one shrinking
-  axis, no masks) the window that keeps the most deepest-layer importance is cropped
-  first (:func:`deep_carving.crop_size`, :func:`deep_carving.crop_offset`), the crop
+  axis, no masks) a window is cropped first (:func:`deep_carving.crop_size`; chosen by
+  :func:`_semantic_crop` or :func:`deep_carving.crop_offset`), the crop
   gets its own forward pass (its border features then see the zero padding, like the
   output's) and plan (by default the warp alone, ``operator.crop_remainder``), and the
   plan is shifted back onto the whole image (:func:`deep_carving.uncrop`), so every
   later phase sees an ordinary plan."""
   layers = deep_carving.sort_layers(operator.layers, weights.arch)
-  feats = {k: v[0] for k, v in vgg.features(weights, image[None], layers).items()}
   order = _order(operator, image.shape[:2], out_hw)
   axis, crop = deep_carving.crop_size(operator, image.shape[:2], out_hw, weights.arch,
                                       masked=keep is not None or remove is not None)
+  semantic = bool(crop) and operator.crop_choice == "semantic"
+  sem = metrics.SEMANTIC_LAYER
+  wanted = tuple(dict.fromkeys((*layers, sem))) if semantic else layers
+  feats = {k: v[0] for k, v in vgg.features(weights, image[None], wanted).items()}
+  if semantic:  # Eq. 5's summand of the uncropped image, computed on the way down
+    sem_energy = jnp.sum(jnp.square(feats[sem]), axis=-1)
+    feats = {k: feats[k] for k in layers}
   if not crop:
     return deep_carving.plan_resize(feats, image.shape[:2], out_hw, operator, weights.arch,
                                     keep=keep, remove=remove, order=order)
   orient = (lambda x: x) if axis == 1 else (lambda x: jnp.swapaxes(x, 0, 1))
   full_imp = {l: orient(importance.importance_map(f)) for l, f in feats.items()}
-  offset = deep_carving.crop_offset(full_imp[layers[-1]], image.shape[axis], crop, layers[-1],
-                                    weights.arch)
-  window = jax.lax.dynamic_slice_in_dim(image, offset, image.shape[axis] - crop, axis=axis)
-  feats = {k: v[0] for k, v in vgg.features(weights, window[None], layers).items()}
+  if semantic:
+    offset, feats = _semantic_crop(weights, image, sem_energy, axis, crop, layers,
+                                   operator.crop_candidates)
+  else:
+    offset = deep_carving.crop_offset(full_imp[layers[-1]], image.shape[axis], crop,
+                                      layers[-1], weights.arch)
+    window = jax.lax.dynamic_slice_in_dim(image, offset, image.shape[axis] - crop, axis=axis)
+    feats = {k: v[0] for k, v in vgg.features(weights, window[None], layers).items()}
+  window_hw = list(image.shape[:2])
+  window_hw[axis] -= crop
   thresholds = None
   if operator.crop_remainder == "global_stop":
     pct = deep_carving.stop_percentile(operator, image.shape[axis], out_hw[axis])
     thresholds = {l: jnp.percentile(full_imp[l], pct) for l in layers}
   elif operator.crop_remainder == "warp":
     operator = dataclasses.replace(operator, use_seams=False)
-  plan = deep_carving.plan_resize(feats, window.shape[:2], out_hw, operator, weights.arch,
+  plan = deep_carving.plan_resize(feats, tuple(window_hw), out_hw, operator, weights.arch,
                                   order=order, stop_thresholds=thresholds)
   name = "width" if axis == 1 else "height"
   return plan._replace(**{name: deep_carving.uncrop(getattr(plan, name), offset, full_imp,

@@ -456,6 +456,8 @@ def test_inputs_matrix(env, kind, code, pattern):
     (["--width_ratio=0.5", "--target_width=40"], "not both"), ([], "give the output size"),
     (["--target_width=20"], "32 px"), (["--width_ratio=0.8", "--init=bogus"], "init"),
     (["--width_ratio=0.8", "--crop_remainder=bogus"], "crop_remainder"),
+    (["--width_ratio=0.8", "--crop_choice=bogus"], "crop_choice"),
+    (["--width_ratio=0.8", "--crop_candidates=0"], "crop_candidates"),
     (["--width_ratio=0.8", "--layers=block9_conv9"], "unknown vgg19 layer"),
     (["--width_ratio=0.8", "--output={d}/o.xyz"], "unknown image file extension"),
 ])

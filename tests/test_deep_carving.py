@@ -7,6 +7,7 @@ import pytest
 from dnr_jax import column_maps
 from dnr_jax import config
 from dnr_jax import deep_carving
+from dnr_jax import metrics
 from dnr_jax import pipeline
 from dnr_jax import receptive
 from dnr_jax import vgg
@@ -168,6 +169,10 @@ def test_crop_size_takes_a_share_of_one_shrinking_axis_in_deepest_strides():
     config.OperatorConfig(crop_share=1.5)
   with pytest.raises(ValueError, match="crop_remainder"):
     config.OperatorConfig(crop_remainder="scale")
+  with pytest.raises(ValueError, match="crop_choice"):
+    config.OperatorConfig(crop_choice="centre")
+  with pytest.raises(ValueError, match="crop_candidates"):
+    config.OperatorConfig(crop_candidates=0)
 
 
 def test_crop_window_keeps_the_most_deep_importance():
@@ -181,6 +186,54 @@ def test_crop_window_keeps_the_most_deep_importance():
   assert int(deep_carving.crop_offset(jnp.ones((4, 20)), 640, 256, "block5_pool")) == 4 * 32
 
 
+def test_crop_candidates_rank_windows_by_semantic_energy():
+  e = np.ones((4, 40), np.float32)  # block5_conv1 (stride 16): 640 px
+  e[:, 30:34] = 50.0  # the strongest subject, right
+  e[:, 4:8] = 20.0  # a weaker one, left
+  # crop 256 px in steps of 32 (the deepest layer's stride): windows of 24 columns
+  starts = np.asarray(deep_carving.crop_candidates(jnp.asarray(e), 640, 256, 32,
+                                                   "block5_conv1", 3))
+  assert starts.shape == (3,) and len(set(starts.tolist())) == 3
+  assert np.all(starts % 32 == 0) and np.all((starts >= 0) & (starts <= 256))
+  first = starts[0] // 16
+  assert first <= 30 and first + 24 >= 34  # the best window holds the strong subject
+  scores = np.asarray(deep_carving.crop_window_scores(jnp.asarray(e), 640, 256, 32,
+                                                      "block5_conv1"))
+  assert np.all(np.diff(scores[starts // 32]) <= 0)  # best first
+  # more candidates asked than windows: every window once
+  every = np.asarray(deep_carving.crop_candidates(jnp.asarray(e), 640, 64, 32,
+                                                  "block5_conv1", 5))
+  assert sorted(every.tolist()) == [0, 32, 64]
+
+
+@pytest.mark.parametrize("axis", [1, 0])
+def test_the_semantic_crop_keeps_the_window_of_most_semantic_energy(random_weights,
+                                                                     small_photo, axis):
+  """crop_choice "semantic" with every window a candidate: the kept window is the crop
+  whose own Eq. 5 numerator (block5_conv1 energy) is highest, found by brute force."""
+  image = np.concatenate([np.full_like(small_photo[:, :32], 90), small_photo,
+                          small_photo[:, ::-1][:, :64]], axis=1)  # 64 x 192
+  if axis == 0:
+    image = np.ascontiguousarray(image.transpose(1, 0, 2))
+  out_hw = (64, 96) if axis == 1 else (96, 64)
+  op = config.OperatorConfig(crop_share=0.75, crop_share_growth=0.0, crop_candidates=99)
+  cfg = config.RetargetConfig(operator=op, reconstruction=config.ReconstructionConfig(steps=0))
+  prep = pipeline.prepare(random_weights, jnp.asarray(image, jnp.float32), out_hw, cfg)
+  plan = prep.plan.width if axis == 1 else prep.plan.height
+  crop = deep_carving.crop_size(op, image.shape[:2], out_hw)[1]
+  assert crop == 64
+  window = 192 - crop
+  energy = {}
+  for start in range(0, crop + 1, 32):
+    piece = image[:, start:start + window] if axis == 1 else image[start:start + window]
+    energy[start] = float(metrics.feature_energy(random_weights, jnp.asarray(piece)))
+  best = max(energy, key=energy.get)
+  shallow = plan.maps["block1_conv2"]
+  lo, hi = int(shallow.index0.min()), int(shallow.index1.max())
+  assert best <= lo and hi <= best + window - 1, (energy, lo, hi)
+  assert abs(hi - lo - (window - 1)) <= 2  # the warp alone: the whole window, squeezed
+
+
 @pytest.mark.parametrize("axis", [1, 0])
 def test_a_cropped_plan_samples_only_inside_the_window(random_weights, small_photo, axis):
   image = np.concatenate([small_photo] * 2, axis=1)  # 64 x 192
@@ -189,7 +242,7 @@ def test_a_cropped_plan_samples_only_inside_the_window(random_weights, small_pho
   out_hw = (64, 96) if axis == 1 else (96, 64)
   cfg = config.RetargetConfig(
       operator=config.OperatorConfig(crop_share=0.75, crop_share_growth=0.0,
-                                     crop_remainder="seams"),
+                                     crop_remainder="seams", crop_choice="importance"),
       reconstruction=config.ReconstructionConfig(steps=0))
   prep = pipeline.prepare(random_weights, jnp.asarray(image, jnp.float32), out_hw, cfg)
   plan = prep.plan.width if axis == 1 else prep.plan.height
@@ -219,7 +272,8 @@ def test_what_does_the_rest_of_a_cropped_shrink(random_weights, small_photo, rem
   out_hw = (64, 192)  # 288 -> 192: a crop of 64 px (0.75 * 96 in strides of 32)
   run = lambda r: pipeline.prepare(  # noqa: E731
       random_weights, jnp.asarray(image, jnp.float32), out_hw,
-      config.RetargetConfig(operator=config.OperatorConfig(crop_share=0.75, crop_remainder=r),
+      config.RetargetConfig(operator=config.OperatorConfig(crop_share=0.75, crop_remainder=r,
+                                                           crop_choice="importance"),
                             reconstruction=config.ReconstructionConfig(steps=0))).plan.width
   plan, seams_plan = run(remainder), run("seams")
   counts = {l: int(n) for l, n in plan.num_removed.items()}
