@@ -90,7 +90,7 @@ class OperatorConfig:
   # about a tenth at both (at 50% with 0.75 it squeezed by a quarter: coherence 2.0
   # against 0.94 on the dev half, same SS).
   crop_share_growth: float = 0.6
-  # How the crop window is chosen: "semantic" (the default since 2026-11-27, session 10):
+  # How the crop window is chosen: "semantic" (the default since the latest change of 2026-11-27):
   # the ``crop_candidates`` windows whose columns hold the most of the uncropped image's
   # block5_conv1 energy (Eq. 5's summand) each get a forward pass, and the crop whose
   # own Eq. 5 numerator is highest is kept (its border features see the crop's edge);
