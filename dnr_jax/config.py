@@ -68,8 +68,8 @@ class OperatorConfig:
   # 0 = Eq. 2 alone (a shallow layer sees only its own importance, damped by alpha).
   deep_weight: float = 0.0
   # Share of a shrink taken by cropping before any seam: the window (a multiple of the
-  # deepest layer's stride) chosen per image by ``crop_choice``; the warp (crop_remainder) then does the rest on the cropped image
-  # (deep_carving.crop_size / crop_offset). Only for a job that shrinks one axis without
+  # deepest layer's stride) chosen per image by ``crop_choice``; the warp
+  # (crop_remainder) then does the rest on the cropped image (deep_carving.crop_size). Only for a job that shrinks one axis without
   # masks. 0 = the paper's operator. 0.75 measured best on the RetargetMe dev half
   # (issue 12, docs/RESULTS.md "A crop before the seams"): at 50% width SS 0.621 against
   # 0.579 and coherence 1.9 against 5.0; subjects keep their proportions instead of
@@ -90,8 +90,8 @@ class OperatorConfig:
   # about a tenth at both (at 50% with 0.75 it squeezed by a quarter: coherence 2.0
   # against 0.94 on the dev half, same SS).
   crop_share_growth: float = 0.6
-  # How the crop window is chosen: "semantic" (the default since the latest change of 2026-11-27):
-  # the ``crop_candidates`` windows whose columns hold the most of the uncropped image's
+  # How the crop window is chosen: "semantic" (the default since the latest change of
+  # 2026-11-27): the ``crop_candidates`` windows whose columns hold the most of the uncropped image's
   # block5_conv1 energy (Eq. 5's summand) each get a forward pass, and the crop whose
   # own Eq. 5 numerator is highest is kept (its border features see the crop's edge);
   # "importance": the window of the most deepest-layer importance (Eq. 1 at block5_pool,
