@@ -69,11 +69,11 @@ class OperatorConfig:
   deep_weight: float = 0.0
   # Share of a shrink taken by cropping before any seam: the window (a multiple of the
   # deepest layer's stride) chosen per image by ``crop_choice``; the warp
-  # (crop_remainder) then does the rest on the cropped image (deep_carving.crop_size). Only for a job that shrinks one axis without
-  # masks. 0 = the paper's operator. 0.75 measured best on the RetargetMe dev half
-  # (issue 12, docs/RESULTS.md "A crop before the seams"): at 50% width SS 0.621 against
-  # 0.579 and coherence 1.9 against 5.0; subjects keep their proportions instead of
-  # being squeezed.
+  # (crop_remainder) then does the rest on the cropped image (deep_carving.crop_size).
+  # Only for a job that shrinks one axis without masks. 0 = the paper's operator. 0.75
+  # measured best on the RetargetMe dev half (issue 12, docs/RESULTS.md "A crop before
+  # the seams"): at 50% width SS 0.621 against 0.579 and coherence 1.9 against 5.0;
+  # subjects keep their proportions instead of being squeezed.
   crop_share: float = 0.75
   # What does the rest of a cropped shrink: "warp" (Eq. 3 alone, the default), "seams"
   # (Eq. 1-3 on the crop, the deepest layer's stop threshold from the crop's own
@@ -91,14 +91,15 @@ class OperatorConfig:
   # against 0.94 on the dev half, same SS).
   crop_share_growth: float = 0.6
   # How the crop window is chosen: "semantic" (the default since the latest change of
-  # 2026-11-27): the ``crop_candidates`` windows whose columns hold the most of the uncropped image's
-  # block5_conv1 energy (Eq. 5's summand) each get a forward pass, and the crop whose
-  # own Eq. 5 numerator is highest is kept (its border features see the crop's edge);
-  # "importance": the window of the most deepest-layer importance (Eq. 1 at block5_pool,
-  # the default until then). On the 16 RetargetMe dev sets at 50% width SS 0.646 against
-  # 0.624 (one candidate, the ranking alone: 0.639), at 75% 0.838 against 0.837; on the
-  # package photos at 75% 0.869 against 0.854 (docs/RESULTS.md, "The crop window by the
-  # semantic score"). Each candidate costs one forward pass of the crop.
+  # 2026-11-27): the ``crop_candidates`` windows whose columns hold the most of the
+  # uncropped image's block5_conv1 energy (Eq. 5's summand) each get a forward pass, and
+  # the crop whose own Eq. 5 numerator is highest is kept (its border features see the
+  # crop's edge); "importance": the window of the most deepest-layer importance (Eq. 1
+  # at block5_pool, the default until then). On the 16 RetargetMe dev sets at 50% width
+  # SS 0.646 against 0.624 (one candidate, the ranking alone: 0.639), at 75% 0.838
+  # against 0.837; on the package photos at 75% 0.869 against 0.854 (docs/RESULTS.md,
+  # "The crop window by the semantic score"). Each candidate costs one forward pass of
+  # the crop.
   crop_choice: str = "semantic"
   crop_candidates: int = 3
 
@@ -109,7 +110,10 @@ class OperatorConfig:
     if self.crop_choice not in CROP_CHOICES:
       raise ValueError(f"crop_choice must be one of {', '.join(CROP_CHOICES)}, got "
                        f"{self.crop_choice!r}")
-    check_range("crop_candidates", self.crop_candidates, 1)
+    if isinstance(self.crop_candidates, bool) or not isinstance(self.crop_candidates, int) \
+        or self.crop_candidates < 1:
+      raise ValueError(f"crop_candidates must be a whole number >= 1, got "
+                       f"{self.crop_candidates!r}")
     if self.crop_remainder not in CROP_REMAINDERS:
       raise ValueError(f"crop_remainder must be one of {', '.join(CROP_REMAINDERS)}, got "
                        f"{self.crop_remainder!r}")

@@ -171,8 +171,9 @@ def test_crop_size_takes_a_share_of_one_shrinking_axis_in_deepest_strides():
     config.OperatorConfig(crop_remainder="scale")
   with pytest.raises(ValueError, match="crop_choice"):
     config.OperatorConfig(crop_choice="centre")
-  with pytest.raises(ValueError, match="crop_candidates"):
-    config.OperatorConfig(crop_candidates=0)
+  for bad in (0, 2.5):
+    with pytest.raises(ValueError, match="crop_candidates"):
+      config.OperatorConfig(crop_candidates=bad)
 
 
 def test_crop_window_keeps_the_most_deep_importance():
