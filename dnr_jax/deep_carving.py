@@ -4,12 +4,11 @@ For one axis (width; height is the same on transposed maps):
 
 0. Departure from the paper (``crop_share``, one shrinking axis, no masks): a share of
    the shrink (:func:`crop_share`) is first cropped from the border, keeping the window
-   that keeps the most semantic energy (Eq. 5's numerator; :func:`crop_size`,
+   with the most semantic energy (Eq. 5's numerator; :func:`crop_size`,
    :func:`crop_candidates`, the choice in ``pipeline``) or deepest-layer importance
-   (:func:`crop_offset`); the
-   rest is done on the crop (its own forward pass, in ``pipeline``) by the warp of
-   step 4 alone (``crop_remainder`` "warp", the default) or by steps 1-4, and
-   :func:`uncrop` puts the plan back on the whole image.
+   (:func:`crop_offset`); the rest is done on the crop (its own forward pass, in
+   ``pipeline``) by the warp of step 4 alone (``crop_remainder`` "warp", the default)
+   or by steps 1-4, and :func:`uncrop` puts the plan back on the whole image.
 1. Importance S_l of every chosen layer (Eq. 1).
 2. Deepest layer L first: remove its minimum seams, always at least one, and more
    only while the next seam's mean importance is within the ``percentile`` of S_L
