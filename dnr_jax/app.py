@@ -435,6 +435,8 @@ def _report_entry(task: outputs.Task, image, res: pipeline.Result, cfg: Retarget
       "axis_order_kept_importance": res.order_scores,
       "seams_removed": res.seams_removed,
       "cropped": _cropped(image.shape[:2], res),
+      "operator": res.operator,
+      "operator_semantic_scores": res.operator_scores,
       "masks": {"keep_mask": job_masks.get("keep"), "remove_mask": job_masks.get("remove"),
                 "kept_pixels_copied": res.keep_held, "removal_axis": res.removal_axis},
       "target_feature_shapes": {l: list(s) for l, s in res.target_shapes.items()},

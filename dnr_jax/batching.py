@@ -285,7 +285,8 @@ def retarget_batch(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
       rows_done[0] += s.out[0]
     results.append(pipeline.make_result(
         s, p_i, recon_np[i], output, [float(x) for x in recon_losses[i]],
-        [float(x) for x in refine_losses[i]], dict(timings), stopped, target_shapes))
+        [float(x) for x in refine_losses[i]], dict(timings), stopped, target_shapes,
+        operator_names=pipeline.operator_names(s, cfg, arch=arch)))
   if total_rows:
     timings["full resolution"] = time.perf_counter() - t0
   for r in results:

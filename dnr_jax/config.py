@@ -31,6 +31,7 @@ def check_range(name: str, value: float, lo: float | None = None, hi: float | No
 AXIS_ORDERS = ("auto", "width_first", "height_first")
 CROP_REMAINDERS = ("seams", "global_stop", "warp")
 CROP_CHOICES = ("semantic", "importance")
+ALTERNATIVES = ("crop", "seams")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +103,24 @@ class OperatorConfig:
   # the crop.
   crop_choice: str = "semantic"
   crop_candidates: int = 3
+  # Other operators planned beside this one for a one-axis shrink without masks
+  # (deep_carving.candidate_operators); the plan whose image keeps the most of the
+  # image's deep features wins (Eq. 5, pipeline._chosen_plan), as ``axis_order`` "auto"
+  # picks the order. "crop": the crop window alone (crop_share 1, chosen as
+  # ``crop_choice`` says; the warp takes the remainder below the deepest layer's
+  # stride); "seams": the paper's hierarchical feature-space seams (Eq. 1-2) carve the
+  # whole shrink (crop_share 0, percentile 100). Empty (the default): this operator
+  # alone. ("crop", "seams") on the 41 RetargetMe dev sets (docs/RESULTS.md, "The
+  # operator chosen per image"): SS 0.847 against 0.838 at 75% width, 0.655 against
+  # 0.646 at 50%, coherence 1.02 against 0.83 and 1.20 against 1.02; not the default
+  # because the seams it picks can carve a face that the crop and warp keep (set 10)
+  # and the prepare phase costs ~3.9x (a 400x600 photo 11.6 s against 6.2 s in all).
+  alternatives: tuple[str, ...] = ()
+  # Eq. 4 steps (the reconstruction's loss and learning rate) each candidate's pixel map
+  # runs before it is scored: the raw pixel map of the seams scores their tears as deep
+  # content (on the dev half it picked the seams on all 4 height sets, each then lower).
+  # 0 = score the pixel maps as they are.
+  alternative_steps: int = 10
 
   def __post_init__(self):
     check_range("forward_weight", self.forward_weight, 0.0)
@@ -114,6 +133,15 @@ class OperatorConfig:
         or self.crop_candidates < 1:
       raise ValueError(f"crop_candidates must be a whole number >= 1, got "
                        f"{self.crop_candidates!r}")
+    if not isinstance(self.alternatives, tuple) or any(
+        a not in ALTERNATIVES for a in self.alternatives) or len(
+            set(self.alternatives)) != len(self.alternatives):
+      raise ValueError(f"alternatives must be distinct names among {', '.join(ALTERNATIVES)}, "
+                       f"got {self.alternatives!r}")
+    if isinstance(self.alternative_steps, bool) or not isinstance(
+        self.alternative_steps, int) or self.alternative_steps < 0:
+      raise ValueError(f"alternative_steps must be a whole number >= 0, got "
+                       f"{self.alternative_steps!r}")
     if self.crop_remainder not in CROP_REMAINDERS:
       raise ValueError(f"crop_remainder must be one of {', '.join(CROP_REMAINDERS)}, got "
                        f"{self.crop_remainder!r}")

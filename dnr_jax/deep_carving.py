@@ -32,6 +32,7 @@ raw material (removed masks, seam counts, importance maps), with static shapes.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Mapping, NamedTuple
 
 import jax
@@ -63,6 +64,8 @@ class AxisPlan(NamedTuple):
   cell_widths: jax.Array  # (n_cells,) output widths of the warp cells, image pixels
   kept: dict  # layer -> (h_l, w_l or w_l + inserted) source column of each position
   num_valid: dict  # layer -> () int32 valid positions of ``kept`` (w_l -/+ seams)
+  # () int32: the real cells of ``cell_widths`` (zero-padded past it by :func:`uncrop`).
+  num_cells: jax.Array
 
 
 def sort_layers(layers, arch: str = "vgg19") -> tuple[str, ...]:
@@ -147,6 +150,37 @@ def crop_size(cfg: OperatorConfig, image_hw: tuple[int, int], out_hw: tuple[int,
   return axis, max(0, min(crop, (n - n_out - 1) // stride * stride))
 
 
+def candidate_operators(cfg: OperatorConfig, image_hw: tuple[int, int],
+                        out_hw: tuple[int, int], masked: bool = False, arch: str = "vgg19"
+                        ) -> tuple[tuple[str, OperatorConfig], ...]:
+  """The operators planned for a job, (name, config) each, ``cfg`` itself first (static).
+
+  For a shrink of one axis without masks (``masked``), ``cfg.alternatives`` add: "crop"
+  (crop_share 1: the crop window alone, the warp only the remainder below the deepest
+  layer's stride) and "seams" (crop_share 0, percentile 100: the hierarchical
+  feature-space seams of Eq. 1-2 carve the whole shrink, the warp has nothing left).
+  The pipeline keeps the plan whose pixel map keeps the most deep features (Eq. 5).
+  Otherwise (enlarging, both axes, masks, no alternatives): ``cfg`` alone. The
+  configured operator is named by what it does to these sizes: "crop+warp" (or
+  "crop+seams", "crop+global_stop") when it crops, else "seams+warp" (the paper's)."""
+  (h, w), (oh, ow) = image_hw, out_hw
+  one_axis_shrink = (oh == h) != (ow == w) and oh <= h and ow <= w
+  if crop_size(cfg, image_hw, out_hw, arch, masked)[1] > 0:
+    name = f"crop+{cfg.crop_remainder}"
+  else:
+    name = "seams+warp"
+  own = dataclasses.replace(cfg, alternatives=())
+  if masked or not one_axis_shrink or not cfg.alternatives:
+    return ((name, own),)
+  variants = {
+      "crop": dataclasses.replace(own, crop_share=1.0, crop_share_growth=0.0,
+                                  crop_remainder="warp"),
+      "seams": dataclasses.replace(own, crop_share=0.0, percentile=100.0,
+                                   percentile_growth=0.0),
+  }
+  return ((name, own), *((a, variants[a]) for a in cfg.alternatives))
+
+
 def crop_window_scores(profile_map: jax.Array, width: int, crop: int, step: int,
                        layer: str, arch: str = "vgg19") -> jax.Array:
   """The score of every crop window start (0, ``step``, 2 ``step``, ... ``crop`` pixels;
@@ -189,25 +223,34 @@ def crop_candidates(semantic_energy: jax.Array, width: int, crop: int, step: int
 
 
 def uncrop(plan: AxisPlan, offset: jax.Array, importance_full: Mapping[str, jax.Array],
-           arch: str = "vgg19") -> AxisPlan:
+           arch: str = "vgg19", cells: int = 0) -> AxisPlan:
   """An axis plan made on a crop starting ``offset`` pixels in (:func:`crop_offset`),
   expressed on the uncropped image: every layer's source columns shift by offset /
   stride, the removed and damped maps are placed in full-width zeros, and the
-  importance is the uncropped image's (``importance_full``, the plan's orientation)."""
+  importance is the uncropped image's (``importance_full``, the plan's orientation).
+  ``kept`` is padded to the full width (positions past ``num_valid`` repeat the last
+  one, as nothing reads them), so every leaf has the shape of a plan made on the whole
+  image and plans of different operators can be selected between (pipeline); so are
+  the warp's ``cell_widths``, with zero cells up to ``cells`` (``num_cells`` says how
+  many are real)."""
   maps, kept, removed, damped = {}, {}, {}, {}
   for layer, cm in plan.maps.items():
     o = offset // vgg.layer_stride(layer, arch)
     maps[layer] = column_maps.ColumnMap(cm.index0 + o, cm.index1 + o, cm.weight1)
-    kept[layer] = plan.kept[layer] + o.astype(plan.kept[layer].dtype)
     full = importance_full[layer].shape
+    shifted = plan.kept[layer] + o.astype(plan.kept[layer].dtype)
+    kept[layer] = jnp.pad(shifted, ((0, 0), (0, max(0, full[1] - shifted.shape[1]))),
+                          mode="edge")
 
     def place(x, o=o, full=full):
       return jax.lax.dynamic_update_slice(jnp.zeros(full, x.dtype), x, (0, o))
 
     removed[layer] = place(plan.removed[layer])
     damped[layer] = place(plan.damped[layer])
+  widths = plan.cell_widths
+  widths = jnp.pad(widths, (0, max(0, cells - widths.shape[0])))
   return plan._replace(maps=maps, kept=kept, removed=removed, damped=damped,
-                       importance=dict(importance_full))
+                       importance=dict(importance_full), cell_widths=widths)
 
 
 def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
@@ -367,7 +410,8 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
     near = (jnp.take_along_axis(fb, cm.index0, axis=1)
             | jnp.take_along_axis(fb, cm.index1, axis=1))
     maps[shallow] = cm._replace(weight1=jnp.where(near, jnp.round(cm.weight1), cm.weight1))
-  return AxisPlan(maps, removed, num_removed, imps, damped, cell_widths, kept_all, valid)
+  return AxisPlan(maps, removed, num_removed, imps, damped, cell_widths, kept_all, valid,
+                  jnp.asarray(n_cells, jnp.int32))
 
 
 def _transpose_hw(x: jax.Array) -> jax.Array:

@@ -119,6 +119,17 @@ flags.DEFINE_enum("crop_choice", _D.operator.crop_choice, list(config.CROP_CHOIC
 flags.DEFINE_integer("crop_candidates", _D.operator.crop_candidates,
                      "Crop windows scored by their own forward pass with "
                      "--crop_choice=semantic (each costs one forward pass of the crop).")
+flags.DEFINE_list("alternatives", list(_D.operator.alternatives),
+                  "Other operators planned beside the configured one for a one-axis shrink "
+                  "without masks; the plan whose image keeps the most deep features (Eq. 5) "
+                  "wins: crop (the crop window alone), seams (the paper's feature-space "
+                  "seams carve the whole shrink). Empty (the default) = the configured "
+                  "operator alone. crop,seams: higher semantic score on RetargetMe, ~2x "
+                  "slower, and the seams can carve a subject (docs/RESULTS.md).")
+flags.DEFINE_integer("alternative_steps", _D.operator.alternative_steps,
+                     "Eq. 4 steps each candidate operator's image runs before it is "
+                     "scored (0 = score the raw pixel maps; a seams image's tears then "
+                     "count as content).")
 flags.DEFINE_integer("grid_cell", _D.operator.grid_cell, "Column-cell width of the warp (Eq. 3).")
 flags.DEFINE_integer("seams_per_pass", _D.operator.seams_per_pass,
                      "Seams found per DP pass below the deepest layer: 0 = 1/32 of the "
@@ -175,6 +186,8 @@ def config_from_flags() -> config.RetargetConfig:
             percentile_growth=FLAGS.percentile_growth, crop_share=FLAGS.crop_share,
             crop_remainder=FLAGS.crop_remainder, crop_share_growth=FLAGS.crop_share_growth,
             crop_choice=FLAGS.crop_choice, crop_candidates=FLAGS.crop_candidates,
+            alternatives=tuple(FLAGS.alternatives),
+            alternative_steps=FLAGS.alternative_steps,
             grid_cell=FLAGS.grid_cell, min_cell_scale=FLAGS.min_cell_scale,
             seams_per_pass=FLAGS.seams_per_pass, axis_order=FLAGS.axis_order,
             forward_weight=FLAGS.forward_weight, deep_weight=FLAGS.deep_weight),

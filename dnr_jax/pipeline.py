@@ -59,6 +59,10 @@ class Prepared(NamedTuple):
   # layer -> (h_l', w_l') Eq. 1 importance of every target F'_l, computed on the device so
   # that the host never has to fetch the target features themselves (~100 MB per image).
   target_importance: dict
+  # () int32: which of deep_carving.candidate_operators made the plan, and (k,) float32
+  # the semantic score (Eq. 5) of each candidate's pixel map (:func:`_chosen_plan`).
+  operator: jax.Array
+  operator_scores: jax.Array
 
 
 # ----------------------------------------------------------------------------- sizes
@@ -250,16 +254,61 @@ def _deep_plan(weights, image, out_hw, operator: OperatorConfig, keep=None, remo
   plan = deep_carving.plan_resize(feats, tuple(window_hw), out_hw, operator, weights.arch,
                                   order=order, stop_thresholds=thresholds)
   name = "width" if axis == 1 else "height"
+  cells = max(1, round(image.shape[axis] / operator.grid_cell))  # a whole-image plan's
   return plan._replace(**{name: deep_carving.uncrop(getattr(plan, name), offset, full_imp,
-                                                    weights.arch)})
+                                                    weights.arch, cells)})
 
 
-@functools.partial(jax.jit, static_argnames=("out_hw", "operator", "loss_layers", "init", "seed"))
+def _chosen_plan(weights, image, out_hw, operator: OperatorConfig, loss_layers,
+                 learning_rate: float, keep=None, remove=None):
+  """(plan, index, scores): of the operators :func:`deep_carving.candidate_operators`
+  lists (the configured one, then ``operator.alternatives`` for a one-axis shrink
+  without masks), the plan whose image keeps the most of the input's deep features:
+  the highest semantic score (Eq. 5), ties to the configured operator; ``scores`` (k,)
+  holds each candidate's. Each candidate's image is its pixel map applied to the image
+  (the reconstruction's starting point) after ``operator.alternative_steps`` steps of
+  Eq. 4 (all candidates as one vmapped batch): a seams image's tears raise its deep
+  energy, which the reconstruction then smooths away (on RetargetMe the raw pixel map
+  picked the seams where they ended lower). The same criterion as :func:`choose_order`
+  and the semantic crop. All plans are built (static shapes: one executable,
+  vmappable); cost per alternative: a plan, the audition steps, a forward pass of an
+  output-size image (the full image's forward pass is shared)."""
+  masked = keep is not None or remove is not None
+  cands = deep_carving.candidate_operators(operator, image.shape[:2], out_hw, masked,
+                                          weights.arch)
+  plans = [_deep_plan(weights, image, out_hw, op, keep, remove) for _, op in cands]
+  if len(plans) == 1:
+    return plans[0], jnp.zeros((), jnp.int32), jnp.ones((1,), jnp.float32)
+  shallow = deep_carving.sort_layers(operator.layers, weights.arch)[0]
+  pictures = jnp.stack([deep_carving.apply_plan_to_layer(image, p, shallow) for p in plans])
+  if operator.alternative_steps:
+    lossy = tuple(l for l, lam in loss_layers if lam > 0)
+    targets = {l: jnp.stack([p.targets[l] for p in plans]) for l in lossy}
+
+    def audition(t, start):
+      state = reconstruct.init_state(start, learning_rate)
+      state, _ = reconstruct.run_chunk(_recon_step(weights, t, loss_layers, learning_rate),
+                                       state, operator.alternative_steps,
+                                       unroll=reconstruct.default_unroll())
+      return final_image(state)
+
+    pictures = jax.vmap(audition)(targets, pictures)
+  sem = metrics.SEMANTIC_LAYER
+  kept = jnp.sum(jnp.square(vgg.features(weights, pictures, (sem,))[sem]), axis=(1, 2, 3))
+  scores = kept / metrics.feature_energy(weights, image, sem)
+  best = jnp.argmax(scores).astype(jnp.int32)  # the first of equals: the configured one
+  plan = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs)[best], *plans)
+  return plan, best, scores.astype(jnp.float32)
+
+
+@functools.partial(jax.jit, static_argnames=("out_hw", "operator", "loss_layers", "init", "seed",
+                                             "learning_rate"))
 def _prepare(weights, image, out_hw, operator: OperatorConfig, loss_layers, init, seed,
-             keep=None, remove=None):
+             learning_rate, keep=None, remove=None):
   layers = deep_carving.sort_layers(operator.layers, weights.arch)
-  plan = _deep_plan(weights, image, out_hw, operator, None if keep is None else keep > 0.5,
-                    None if remove is None else remove > 0.5)
+  plan, choice, choice_scores = _chosen_plan(
+      weights, image, out_hw, operator, loss_layers, learning_rate,
+      None if keep is None else keep > 0.5, None if remove is None else remove > 0.5)
   targets = {l: plan.targets[l] for l, lam in loss_layers if lam > 0}
   target_imp = {l: importance.importance_map(t) for l, t in plan.targets.items()}
   start = initial_image(image, plan, out_hw, init, seed, layers[0])
@@ -271,7 +320,7 @@ def _prepare(weights, image, out_hw, operator: OperatorConfig, loss_layers, init
               else deep_carving.apply_plan_to_layer(image, plan, layers[0]))
     start = jnp.where(frozen[..., None], copied, start)
     targets[reconstruct.FROZEN] = (frozen[..., None], copied)
-  return Prepared(plan, targets, start, target_imp)
+  return Prepared(plan, targets, start, target_imp, choice, choice_scores)
 
 
 def prepare(weights: vgg.VGGWeights, image: jax.Array, out_hw: tuple[int, int],
@@ -292,7 +341,8 @@ def prepare(weights: vgg.VGGWeights, image: jax.Array, out_hw: tuple[int, int],
   rc = cfg.reconstruction
   as_mask = lambda m: None if m is None else jnp.asarray(m, jnp.float32)  # noqa: E731
   return _prepare(weights, image.astype(jnp.float32), tuple(out_hw), cfg.operator,
-                  rc.loss_layers, rc.init, rc.seed, as_mask(keep), as_mask(remove))
+                  rc.loss_layers, rc.init, rc.seed, rc.learning_rate, as_mask(keep),
+                  as_mask(remove))
 
 
 @functools.partial(jax.jit, static_argnames=("out_hw", "operator"))
@@ -470,7 +520,7 @@ def final_image(state: reconstruct.ReconState) -> jax.Array:
                                              "learning_rate"))
 def _prepare_batch(weights, images, out_hw, operator, loss_layers, init, seed, learning_rate):
   def one(im):
-    prep = _prepare(weights, im, out_hw, operator, loss_layers, init, seed)
+    prep = _prepare(weights, im, out_hw, operator, loss_layers, init, seed, learning_rate)
     return prep, reconstruct.init_state(prep.init, learning_rate)
   return jax.vmap(one)(images)
 
@@ -550,7 +600,8 @@ def _lift(plan: deep_carving.AxisPlan, shallow: str) -> fullres.AxisLift:
   source_hw = plan.importance[shallow].shape  # (kept is wider when enlarging)
   return fullres.AxisLift(kept, plan.num_valid[shallow], plan.cell_widths,  # (NumPy sizes:
                           np.asarray(source_hw, np.int32),  # no eager op)
-                          np.asarray(plan.cell_widths.shape[0], np.int32))
+                          plan.num_cells if isinstance(plan.num_cells, jax.Array)  # (traced
+                          else np.asarray(plan.num_cells, np.int32))  # in retarget_pure)
 
 
 @functools.partial(jax.jit, static_argnames=("out_len", "tile"))
@@ -795,6 +846,10 @@ class Result:
   # "width"/"height" -> (start, stop): the working-size columns (rows) the pixel map
   # samples, [0, w) unless the operator cropped (OperatorConfig.crop_share).
   kept_span: dict = dataclasses.field(default_factory=dict)
+  # The operator whose plan was kept (deep_carving.candidate_operators: "crop+warp",
+  # "crop", "seams", ...) and the semantic score (Eq. 5) of each candidate's pixel map.
+  operator: str | None = None
+  operator_scores: dict = dataclasses.field(default_factory=dict)
 
   def map_points(self, points_xy) -> np.ndarray:
     """(N, 2) input (x, y) pixel positions -> where they are in the output."""
@@ -887,7 +942,10 @@ def _retarget_one(weights: vgg.VGGWeights, image: np.ndarray, out_hw: tuple[int,
     timings.pop("downscale", None)
 
   result = make_result(res.sizes, res.prep, res.recon, res.output, res.recon_losses,
-                       res.refine_losses, timings, res.interrupted)
+                       res.refine_losses, timings, res.interrupted,
+                       operator_names=operator_names(
+                           res.sizes, config, keep is not None or remove is not None,
+                           weights.arch))
   result.order_scores = res.order_scores
   if keep is not None:
     kept = float(np.sum(working_mask(keep, res.sizes.work)))
@@ -989,12 +1047,14 @@ def _kept_span(plan: deep_carving.AxisPlan, n: int) -> tuple[int, int]:
 
 def make_result(s: Sizes, prep: Prepared, recon, output, recon_losses: list,
                 refine_losses: list, timings: dict, interrupted: bool = False,
-                target_shapes: dict | None = None) -> Result:
+                target_shapes: dict | None = None,
+                operator_names: tuple[str, ...] | None = None) -> Result:
   """The host-side :class:`Result` of one image from its (unbatched) phase outputs.
 
   Only small arrays are read from ``prep`` (maps, importance, the initial image), never
   the target features: ``target_shapes`` gives their shapes where ``prep.plan.targets``
   was left on the device (the batch path); default: read from ``prep.plan.targets``.
+  ``operator_names``: the names of the candidate operators (:func:`operator_names`).
   """
   plan = prep.plan
   stage = mapping.MapStage.from_plan(s, plan, prep.init.shape[:2])
@@ -1014,10 +1074,22 @@ def make_result(s: Sizes, prep: Prepared, recon, output, recon_losses: list,
       seams_removed={a: {l: int(k) for l, k in p.num_removed.items()} for a, p in axes.items()},
       target_shapes=dict(target_shapes),
       target_importance={l: np.asarray(m, np.float32) for l, m in prep.target_importance.items()},
-      cell_widths={a: np.asarray(p.cell_widths) for a, p in axes.items()},
+      cell_widths={a: np.asarray(p.cell_widths)[:int(p.num_cells)] for a, p in axes.items()},
       recon_losses=list(recon_losses), refine_losses=list(refine_losses), timings=timings,
       interrupted=interrupted, stages=[stage],
       kept_span={a: _kept_span(p, s.work[1] if a == "width" else s.work[0])
                  for a, p in axes.items()},
       axis_order=(("height_first" if deep_carving.height_first(plan) else "width_first")
-                  if len(axes) == 2 else None))
+                  if len(axes) == 2 else None),
+      operator=None if operator_names is None else operator_names[int(prep.operator)],
+      operator_scores=({} if operator_names is None or len(operator_names) < 2 else
+                       dict(zip(operator_names,
+                                (float(x) for x in np.asarray(prep.operator_scores))))))
+
+
+def operator_names(s: Sizes, cfg: RetargetConfig, masked: bool = False,
+                   arch: str = "vgg19") -> tuple[str, ...]:
+  """The names of the operators :func:`prepare` plans for a job of sizes ``s``
+  (``Prepared.operator`` indexes them; :func:`deep_carving.candidate_operators`)."""
+  return tuple(n for n, _ in deep_carving.candidate_operators(cfg.operator, s.work, s.work_out,
+                                                              masked, arch))

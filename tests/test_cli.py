@@ -51,9 +51,24 @@ def test_flagfile_run_writes_output_report_and_debug(setup):
   assert report["seams_removed"]["width"]["block5_pool"] >= 1
   # a 24 px shrink is too small for a crop (32 px steps): the paper's operator
   assert report["cropped"] == {"width": {"kept_from": 0, "kept_to": 96, "cropped_px": 0}}
+  assert report["operator"] == "seams+warp" and report["operator_semantic_scores"] == {}
   assert 0 < report["scores"]["semantic_score_block5_conv1"]
   for name in ("importance", "seams_width", "targets", "stages", "loss"):
     assert (d / f"out_{name}.png").is_file(), name
+
+
+def test_alternatives_name_the_chosen_operator_in_the_report(setup):
+  d, wpath, img = setup
+  code, _, err = run(f"--input={img}", f"--output={d}/alt.png", "--width_ratio=0.5",
+                     "--alternatives=crop,seams", "--alternative_steps=2",
+                     f"--vgg_weights={wpath}", "--steps=1", "--chunk=1", "--noprogress",
+                     f"--report={d}/alt.json")
+  assert code == 0, err
+  report = json.loads((d / "alt.json").read_text())
+  scores = report["operator_semantic_scores"]
+  assert set(scores) == {"crop+warp", "crop", "seams"}
+  assert report["operator"] == max(scores, key=scores.get)
+  assert np.asarray(Image.open(d / "alt.png")).shape == (64, 48, 3)
 
 
 def test_folder_input(setup):

@@ -458,6 +458,8 @@ def test_inputs_matrix(env, kind, code, pattern):
     (["--width_ratio=0.8", "--crop_remainder=bogus"], "crop_remainder"),
     (["--width_ratio=0.8", "--crop_choice=bogus"], "crop_choice"),
     (["--width_ratio=0.8", "--crop_candidates=0"], "crop_candidates"),
+    (["--width_ratio=0.8", "--alternatives=crop,bogus"], "alternatives"),
+    (["--width_ratio=0.8", "--alternative_steps=-1"], "alternative_steps"),
     (["--width_ratio=0.8", "--layers=block9_conv9"], "unknown vgg19 layer"),
     (["--width_ratio=0.8", "--output={d}/o.xyz"], "unknown image file extension"),
 ])

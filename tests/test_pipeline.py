@@ -195,24 +195,30 @@ def test_working_size_host_and_pure_paths_agree(random_weights, small_photo, ste
     assert diff.mean() <= 0.5 and np.percentile(diff, 99) <= 2.0
 
 
-def test_a_cropping_plan_lifts_to_full_resolution_and_maps_points(random_weights, small_photo):
+@pytest.mark.parametrize("share,window", [(0.75, 96), (1.0, 64)])
+def test_a_cropping_plan_lifts_to_full_resolution_and_maps_points(random_weights, small_photo,
+                                                                  share, window):
   """crop_share: the full-resolution output and the point mapping come from inside the
-  crop window only, and the host and pure paths agree (the crop is in the plan)."""
+  crop window only, and the host and pure paths agree (the crop is in the plan; its
+  warp cells are zero-padded to a whole-image plan's, deep_carving.uncrop)."""
   wide = np.asarray(Image.fromarray(np.concatenate([small_photo] * 2, axis=1)).resize(
       (384, 128), Image.LANCZOS))
-  cfg = config.RetargetConfig(operator=config.OperatorConfig(crop_share=0.75,
-                                                            crop_share_growth=0.0),
+  cfg = config.RetargetConfig(operator=config.OperatorConfig(crop_share=share,
+                                                            crop_share_growth=0.0,
+                                                            alternatives=()),
                               reconstruction=config.ReconstructionConfig(steps=0),
                               work_size=128)
-  res = pipeline.retarget(random_weights, wide, (128, 192), cfg)
-  assert res.work_hw == (43, 128) and res.output.shape == (128, 192, 3)
-  # working 128 -> 64 columns: 0.75 of the shrink = 48, a window of 128 - 32 = 96
+  res = pipeline.retarget(random_weights, wide, (128, 160), cfg)
+  assert res.work_hw == (43, 128) and res.output.shape == (128, 160, 3)
+  # working 128 -> 53 columns: 0.75 of the shrink = 56, rounded down to the stride
+  # (32): a window of 96; all of it leaves the warp one pixel: 74 -> 64, a window of 64
   xs = res.source_coords()[..., 0]
-  assert xs.max() - xs.min() <= 96 * 3
+  assert xs.max() - xs.min() <= window * 3
   start, stop = res.kept_span["width"]  # at the working size: the crop window
-  assert stop - start == 96 and 3 * start <= xs.min() and xs.max() <= 3 * stop
-  out, _ = jax.jit(lambda im: pipeline.retarget_pure(random_weights, im, (128, 192), cfg))(
+  assert stop - start == window and 3 * start <= xs.min() and xs.max() <= 3 * stop
+  assert len(res.cell_widths["width"]) == window // 16  # the window's cells, unpadded
+  out, _ = jax.jit(lambda im: pipeline.retarget_pure(random_weights, im, (128, 160), cfg))(
       jnp.asarray(wide, jnp.float32))
   assert np.abs(np.asarray(out) - res.output).max() <= 1.0
   inside = res.map_points(np.array([[xs.min() + 10.0, 64.0]]))
-  assert 0.0 <= inside[0, 0] < 192
+  assert 0.0 <= inside[0, 0] < 160

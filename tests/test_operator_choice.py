@@ -1,0 +1,146 @@
+"""The operator chosen per image by the semantic score (OperatorConfig.alternatives)."""
+
+import dataclasses
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from dnr_jax import config
+from dnr_jax import deep_carving
+from dnr_jax import metrics
+from dnr_jax import pipeline
+
+NO_STEPS = config.ReconstructionConfig(steps=0)
+BOTH = config.OperatorConfig(alternatives=("crop", "seams"))  # (off by default)
+
+
+def _wide(small_photo):
+  """64 x 192: a flat border, the photo, its mirror image (a crop, seams or the warp can
+  each win)."""
+  return np.concatenate([np.full_like(small_photo[:, :32], 90), small_photo,
+                         small_photo[:, ::-1][:, :64]], axis=1)
+
+
+def test_alternatives_are_planned_only_for_a_one_axis_shrink_without_masks():
+  op = BOTH
+  names = lambda out, masked=False: [n for n, _ in deep_carving.candidate_operators(  # noqa: E731
+      op, (100, 200), out, masked)]
+  assert names((100, 150)) == ["crop+warp", "crop", "seams"]
+  assert names((75, 200)) == ["crop+warp", "crop", "seams"]
+  assert names((100, 150), masked=True) == ["crop+warp"]
+  assert names((100, 250)) == ["crop+warp"]  # enlarging
+  assert names((80, 150)) == ["crop+warp"]  # both axes: choose_order decides
+  assert names((100, 200)) == ["crop+warp"]
+  cands = dict(deep_carving.candidate_operators(op, (100, 200), (100, 150)))
+  assert cands["crop"].crop_share == 1.0 and cands["crop"].crop_remainder == "warp"
+  assert cands["seams"].crop_share == 0.0 and cands["seams"].percentile == 100.0
+  assert all(c.alternatives == () for c in cands.values())
+  only = config.OperatorConfig(alternatives=("seams",), crop_share=0.0)
+  assert [n for n, _ in deep_carving.candidate_operators(only, (100, 200), (100, 150))] == [
+      "seams+warp", "seams"]
+  assert len(deep_carving.candidate_operators(config.OperatorConfig(),  # the default
+                                              (100, 200), (100, 150))) == 1
+
+
+@pytest.mark.parametrize("bad", [("bogus",), ("crop", "crop"), ["crop"], "crop"])
+def test_unknown_or_repeated_alternatives_are_refused(bad):
+  with pytest.raises(ValueError, match="alternatives"):
+    config.OperatorConfig(alternatives=bad)
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, True])
+def test_alternative_steps_must_be_a_whole_number(bad):
+  with pytest.raises(ValueError, match="alternative_steps"):
+    config.OperatorConfig(alternative_steps=bad)
+
+
+@pytest.mark.parametrize("axis", [1, 0])
+def test_the_plan_kept_is_the_candidate_whose_image_keeps_the_most_deep_features(
+    random_weights, small_photo, axis):
+  """Each candidate run alone gives a pixel map (the seams init); the semantic score
+  (Eq. 5) of each is the candidate's score, the highest wins, and the chosen plan is
+  that candidate's own plan, leaf for leaf (the crop's plan padded to the whole image)."""
+  image = _wide(small_photo)
+  out_hw = (64, 128)
+  if axis == 0:
+    image, out_hw = np.ascontiguousarray(image.transpose(1, 0, 2)), (128, 64)
+  image = jnp.asarray(image, jnp.float32)
+  cfg = config.RetargetConfig(operator=dataclasses.replace(BOTH, alternative_steps=0),
+                              reconstruction=NO_STEPS)
+  prep = pipeline.prepare(random_weights, image, out_hw, cfg)
+  cands = deep_carving.candidate_operators(cfg.operator, image.shape[:2], out_hw)
+  assert len(cands) == 3 and prep.operator_scores.shape == (3,)
+  alone = {}
+  for i, (name, op) in enumerate(cands):
+    alone[name] = pipeline.prepare(random_weights, image, out_hw,
+                                   dataclasses.replace(cfg, operator=op))
+    assert alone[name].operator_scores.shape == (1,)  # alone: nothing to choose
+    score = float(metrics.semantic_score(random_weights, alone[name].init, image))
+    assert float(prep.operator_scores[i]) == pytest.approx(score, rel=1e-4), name
+  best = int(np.argmax(np.asarray(prep.operator_scores)))
+  assert int(prep.operator) == best
+  chosen = alone[cands[best][0]]
+  np.testing.assert_allclose(np.asarray(prep.init), np.asarray(chosen.init), atol=1e-3)
+  axis_plan = prep.plan.width if axis == 1 else prep.plan.height
+  own = chosen.plan.width if axis == 1 else chosen.plan.height
+  for layer in cfg.operator.layers:
+    np.testing.assert_array_equal(np.asarray(axis_plan.maps[layer].index0),
+                                  np.asarray(own.maps[layer].index0))
+  n = int(own.num_cells)
+  np.testing.assert_allclose(np.asarray(axis_plan.cell_widths)[:n],
+                             np.asarray(own.cell_widths)[:n])
+  assert not np.any(np.asarray(axis_plan.cell_widths)[n:])  # zero padding past num_cells
+
+
+def test_each_candidate_is_scored_after_its_audition_steps_of_eq4(random_weights,
+                                                                   small_photo):
+  """With ``alternative_steps`` k, a candidate's score is the semantic score of the best
+  image of k Adam steps of Eq. 4 from its pixel map: what the reconstruction of that
+  candidate alone reaches after its first k steps."""
+  image = jnp.asarray(_wide(small_photo), jnp.float32)
+  out_hw = (64, 128)
+  rc = config.ReconstructionConfig(steps=4, chunk=4)
+  cfg = config.RetargetConfig(operator=dataclasses.replace(BOTH, alternative_steps=4),
+                              reconstruction=rc)
+  prep = pipeline.prepare(random_weights, image, out_hw, cfg)
+  raw = pipeline.prepare(random_weights, image, out_hw, dataclasses.replace(
+      cfg, operator=dataclasses.replace(BOTH, alternative_steps=0)))
+  moved = False
+  for i, (name, op) in enumerate(deep_carving.candidate_operators(cfg.operator,
+                                                                  image.shape[:2], out_hw)):
+    c = dataclasses.replace(cfg, operator=op)
+    alone = pipeline.prepare(random_weights, image, out_hw, c)
+    state, _ = pipeline.reconstruction_chunk(random_weights, alone.targets,
+                                             pipeline.reconstruction_init(alone.init, c), c, 4)
+    score = float(metrics.semantic_score(random_weights, pipeline.final_image(state), image))
+    assert float(prep.operator_scores[i]) == pytest.approx(score, rel=1e-3), name
+    moved |= abs(float(raw.operator_scores[i]) - score) > 1e-4
+  assert moved  # the steps changed the scores: the test would see them skipped
+  assert int(prep.operator) == int(np.argmax(np.asarray(prep.operator_scores)))
+
+
+def test_the_result_names_the_operator_and_each_candidates_score(random_weights, small_photo):
+  image = _wide(small_photo)
+  cfg = config.RetargetConfig(operator=BOTH, reconstruction=NO_STEPS)
+  res = pipeline.retarget(random_weights, image, (64, 128), cfg)
+  assert set(res.operator_scores) == {"crop+warp", "crop", "seams"}
+  assert res.operator == max(res.operator_scores, key=res.operator_scores.get)
+  alone = pipeline.retarget(random_weights, image, (64, 128), dataclasses.replace(
+      cfg, operator=config.OperatorConfig(alternatives=())))
+  assert alone.operator == "crop+warp" and alone.operator_scores == {}
+
+
+def test_the_chosen_plan_lifts_to_full_resolution_like_the_same_operator_alone(
+    random_weights, small_photo):
+  """At full resolution (the plan lifted by fullres) the output is the output of the
+  chosen candidate configured alone: the selection changes nothing downstream."""
+  wide = np.asarray(Image.fromarray(_wide(small_photo)).resize((576, 192), Image.LANCZOS))
+  cfg = config.RetargetConfig(operator=BOTH, reconstruction=NO_STEPS, work_size=192)
+  res = pipeline.retarget(random_weights, wide, (192, 384), cfg)
+  cands = dict(deep_carving.candidate_operators(cfg.operator, (64, 192), (64, 128)))
+  alone = pipeline.retarget(random_weights, wide, (192, 384),
+                            dataclasses.replace(cfg, operator=cands[res.operator]))
+  assert res.output.shape == (192, 384, 3)
+  np.testing.assert_array_equal(res.output, alone.output)
