@@ -130,6 +130,9 @@ flags.DEFINE_integer("alternative_steps", _D.operator.alternative_steps,
                      "Eq. 4 steps each candidate operator's image runs before it is "
                      "scored (0 = score the raw pixel maps; a seams image's tears then "
                      "count as content).")
+flags.DEFINE_float("alternative_margin", _D.operator.alternative_margin,
+                   "How much higher (semantic score, 0..1) an alternative's image must "
+                   "score than the configured operator's to be chosen.")
 flags.DEFINE_integer("grid_cell", _D.operator.grid_cell, "Column-cell width of the warp (Eq. 3).")
 flags.DEFINE_integer("seams_per_pass", _D.operator.seams_per_pass,
                      "Seams found per DP pass below the deepest layer: 0 = 1/32 of the "
@@ -188,6 +191,7 @@ def config_from_flags() -> config.RetargetConfig:
             crop_choice=FLAGS.crop_choice, crop_candidates=FLAGS.crop_candidates,
             alternatives=tuple(FLAGS.alternatives),
             alternative_steps=FLAGS.alternative_steps,
+            alternative_margin=FLAGS.alternative_margin,
             grid_cell=FLAGS.grid_cell, min_cell_scale=FLAGS.min_cell_scale,
             seams_per_pass=FLAGS.seams_per_pass, axis_order=FLAGS.axis_order,
             forward_weight=FLAGS.forward_weight, deep_weight=FLAGS.deep_weight),

@@ -264,7 +264,8 @@ def _chosen_plan(weights, image, out_hw, operator: OperatorConfig, loss_layers,
   """(plan, index, scores): of the operators :func:`deep_carving.candidate_operators`
   lists (the configured one, then ``operator.alternatives`` for a one-axis shrink
   without masks), the plan whose image keeps the most of the input's deep features:
-  the highest semantic score (Eq. 5), ties to the configured operator; ``scores`` (k,)
+  the highest semantic score (Eq. 5), an alternative only by more than
+  ``operator.alternative_margin``, ties to the configured operator; ``scores`` (k,)
   holds each candidate's. Each candidate's image is its pixel map applied to the image
   (the reconstruction's starting point) after ``operator.alternative_steps`` steps of
   Eq. 4 (all candidates as one vmapped batch): a seams image's tears raise its deep
@@ -296,7 +297,10 @@ def _chosen_plan(weights, image, out_hw, operator: OperatorConfig, loss_layers,
   sem = metrics.SEMANTIC_LAYER
   kept = jnp.sum(jnp.square(vgg.features(weights, pictures, (sem,))[sem]), axis=(1, 2, 3))
   scores = kept / metrics.feature_energy(weights, image, sem)
-  best = jnp.argmax(scores).astype(jnp.int32)  # the first of equals: the configured one
+  # An alternative must beat the configured operator by alternative_margin; the first
+  # of equals wins (the configured one).
+  handicap = jnp.where(jnp.arange(scores.shape[0]) > 0, operator.alternative_margin, 0.0)
+  best = jnp.argmax(scores - handicap).astype(jnp.int32)
   plan = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs)[best], *plans)
   return plan, best, scores.astype(jnp.float32)
 

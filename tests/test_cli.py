@@ -61,6 +61,7 @@ def test_alternatives_name_the_chosen_operator_in_the_report(setup):
   d, wpath, img = setup
   code, _, err = run(f"--input={img}", f"--output={d}/alt.png", "--width_ratio=0.5",
                      "--alternatives=crop,seams", "--alternative_steps=2",
+                     "--alternative_margin=0",
                      f"--vgg_weights={wpath}", "--steps=1", "--chunk=1", "--noprogress",
                      f"--report={d}/alt.json")
   assert code == 0, err

@@ -13,7 +13,8 @@ from dnr_jax import metrics
 from dnr_jax import pipeline
 
 NO_STEPS = config.ReconstructionConfig(steps=0)
-BOTH = config.OperatorConfig(alternatives=("crop", "seams"))  # (off by default)
+# (off by default; no margin: the plain argmax, see test_an_alternative_must_win_by_the_margin)
+BOTH = config.OperatorConfig(alternatives=("crop", "seams"), alternative_margin=0.0)
 
 
 def _wide(small_photo):
@@ -28,11 +29,14 @@ def test_alternatives_are_planned_only_for_a_one_axis_shrink_without_masks():
   names = lambda out, masked=False: [n for n, _ in deep_carving.candidate_operators(  # noqa: E731
       op, (100, 200), out, masked)]
   assert names((100, 150)) == ["crop+warp", "crop", "seams"]
-  assert names((75, 200)) == ["crop+warp", "crop", "seams"]
-  assert names((100, 150), masked=True) == ["crop+warp"]
-  assert names((100, 250)) == ["crop+warp"]  # enlarging
-  assert names((80, 150)) == ["crop+warp"]  # both axes: choose_order decides
-  assert names((100, 200)) == ["crop+warp"]
+  assert names((40, 200)) == ["crop+warp", "crop", "seams"]
+  # the configured operator is named by what it does: a 25 px shrink is too small to
+  # crop in 32 px steps, and masks, enlarging and two-axis jobs never crop
+  assert names((75, 200)) == ["seams+warp", "crop", "seams"]
+  assert names((100, 150), masked=True) == ["seams+warp"]
+  assert names((100, 250)) == ["seams+warp"]  # enlarging
+  assert names((80, 150)) == ["seams+warp"]  # both axes: choose_order decides
+  assert names((100, 200)) == ["seams+warp"]
   cands = dict(deep_carving.candidate_operators(op, (100, 200), (100, 150)))
   assert cands["crop"].crop_share == 1.0 and cands["crop"].crop_remainder == "warp"
   assert cands["seams"].crop_share == 0.0 and cands["seams"].percentile == 100.0
@@ -119,6 +123,31 @@ def test_each_candidate_is_scored_after_its_audition_steps_of_eq4(random_weights
     moved |= abs(float(raw.operator_scores[i]) - score) > 1e-4
   assert moved  # the steps changed the scores: the test would see them skipped
   assert int(prep.operator) == int(np.argmax(np.asarray(prep.operator_scores)))
+
+
+def test_an_alternative_must_win_by_the_margin(random_weights, small_photo):
+  """``alternative_margin``: an alternative is chosen only when its score beats the
+  configured operator's by more than the margin; the scores themselves are unchanged."""
+  image = jnp.asarray(_wide(small_photo), jnp.float32)
+  out_hw = (64, 128)
+  base = dataclasses.replace(BOTH, alternative_steps=0)
+  run = lambda m: pipeline.prepare(random_weights, image, out_hw, config.RetargetConfig(  # noqa: E731
+      operator=dataclasses.replace(base, alternative_margin=m), reconstruction=NO_STEPS))
+  free = run(0.0)
+  scores = np.asarray(free.operator_scores)
+  for margin in (0.0, float(np.max(scores[1:]) - scores[0]) / 2 if np.max(scores[1:]) >
+                 scores[0] else 0.01, 1.0):
+    prep = run(margin)
+    np.testing.assert_allclose(np.asarray(prep.operator_scores), scores, rtol=1e-5)
+    expect = int(np.argmax(scores - np.where(np.arange(3) > 0, margin, 0.0)))
+    assert int(prep.operator) == expect, (margin, scores)
+  assert int(run(1.0).operator) == 0  # nothing beats the configured operator by 1
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5])
+def test_alternative_margin_is_a_share_of_the_score(bad):
+  with pytest.raises(ValueError, match="alternative_margin"):
+    config.OperatorConfig(alternative_margin=bad)
 
 
 def test_the_result_names_the_operator_and_each_candidates_score(random_weights, small_photo):
