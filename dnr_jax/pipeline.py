@@ -60,7 +60,8 @@ class Prepared(NamedTuple):
   # that the host never has to fetch the target features themselves (~100 MB per image).
   target_importance: dict
   # () int32: which of deep_carving.candidate_operators made the plan, and (k,) float32
-  # the semantic score (Eq. 5) of each candidate's pixel map (:func:`_chosen_plan`).
+  # the semantic score (Eq. 5) of each candidate's pixel map after its audition steps
+  # of Eq. 4 (:func:`_chosen_plan`; (1,) ones when there was nothing to choose).
   operator: jax.Array
   operator_scores: jax.Array
 
@@ -851,7 +852,8 @@ class Result:
   # samples, [0, w) unless the operator cropped (OperatorConfig.crop_share).
   kept_span: dict = dataclasses.field(default_factory=dict)
   # The operator whose plan was kept (deep_carving.candidate_operators: "crop+warp",
-  # "crop", "seams", ...) and the semantic score (Eq. 5) of each candidate's pixel map.
+  # "seams+warp", "crop", "seams", ...) and, when there were alternatives, the semantic
+  # score (Eq. 5) each candidate's image reached in its audition (Prepared).
   operator: str | None = None
   operator_scores: dict = dataclasses.field(default_factory=dict)
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dnr_jax import batching
 from dnr_jax import config
 from dnr_jax import deep_carving
 from dnr_jax import metrics
@@ -173,3 +174,18 @@ def test_the_chosen_plan_lifts_to_full_resolution_like_the_same_operator_alone(
                             dataclasses.replace(cfg, operator=cands[res.operator]))
   assert res.output.shape == (192, 384, 3)
   np.testing.assert_array_equal(res.output, alone.output)
+
+
+def test_a_vmapped_batch_chooses_per_image_like_one_by_one(random_weights, small_photo):
+  """The choice is a traced index inside the vmapped prepare: each image of a batch gets
+  its own operator, scores and output, equal to its one-by-one run."""
+  a = _wide(small_photo)
+  images = [a, np.ascontiguousarray(a[:, ::-1])]
+  cfg = config.RetargetConfig(operator=BOTH,
+                              reconstruction=config.ReconstructionConfig(steps=4, chunk=2))
+  batched = batching.retarget_batch(random_weights, images, [(64, 128)] * 2, cfg)
+  for image, res in zip(images, batched):
+    one = pipeline.retarget(random_weights, image, (64, 128), cfg)
+    assert res.operator == one.operator and res.operator_scores == pytest.approx(
+        one.operator_scores, rel=1e-5)
+    assert np.abs(res.output.astype(int) - one.output).max() <= 1
