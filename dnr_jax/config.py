@@ -28,6 +28,13 @@ def check_range(name: str, value: float, lo: float | None = None, hi: float | No
                      f"{hi_s}], got {value}")
 
 
+def check_whole(name: str, value, lo: int) -> None:
+  """ValueError unless ``value`` is an int (not a bool) >= ``lo``: a static count that
+  reaches a shape or a loop length."""
+  if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+    raise ValueError(f"{name} must be a whole number >= {lo}, got {value!r}")
+
+
 AXIS_ORDERS = ("auto", "width_first", "height_first")
 CROP_REMAINDERS = ("seams", "global_stop", "warp")
 CROP_CHOICES = ("semantic", "importance")
@@ -137,19 +144,13 @@ class OperatorConfig:
     if self.crop_choice not in CROP_CHOICES:
       raise ValueError(f"crop_choice must be one of {', '.join(CROP_CHOICES)}, got "
                        f"{self.crop_choice!r}")
-    if isinstance(self.crop_candidates, bool) or not isinstance(self.crop_candidates, int) \
-        or self.crop_candidates < 1:
-      raise ValueError(f"crop_candidates must be a whole number >= 1, got "
-                       f"{self.crop_candidates!r}")
+    check_whole("crop_candidates", self.crop_candidates, 1)
     if not isinstance(self.alternatives, tuple) or any(
         a not in ALTERNATIVES for a in self.alternatives) or len(
             set(self.alternatives)) != len(self.alternatives):
       raise ValueError(f"alternatives must be distinct names among {', '.join(ALTERNATIVES)}, "
                        f"got {self.alternatives!r}")
-    if isinstance(self.alternative_steps, bool) or not isinstance(
-        self.alternative_steps, int) or self.alternative_steps < 0:
-      raise ValueError(f"alternative_steps must be a whole number >= 0, got "
-                       f"{self.alternative_steps!r}")
+    check_whole("alternative_steps", self.alternative_steps, 0)
     check_range("alternative_margin", self.alternative_margin, 0.0, 1.0)
     if self.crop_remainder not in CROP_REMAINDERS:
       raise ValueError(f"crop_remainder must be one of {', '.join(CROP_REMAINDERS)}, got "
