@@ -121,7 +121,7 @@ class OperatorConfig:
   # operator chosen per image"), margin 0.015: SS 0.851 against 0.838 at 75% width,
   # 0.657 against 0.646 at 50%, coherence 1.01 against 0.83 and 1.13 against 1.02; not
   # the default because the prepare phase costs ~3.9x (a 400x600 photo 11.6 s against
-  # 6.2 s in all) and the higher score is not always the better picture (the bundled
+  # 6.2 s in all; a 12 MP photo 20 s and 2.7 GB peak against 11 s and 1.3 GB) and the higher score is not always the better picture (the bundled
   # coffee photo's crop cuts the saucer's rim).
   alternatives: tuple[str, ...] = ()
   # Eq. 4 steps (the reconstruction's loss and learning rate) each candidate's pixel map
