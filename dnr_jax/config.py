@@ -116,14 +116,14 @@ class OperatorConfig:
   # picks the order. "crop": the crop window alone (crop_share 1, chosen as
   # ``crop_choice`` says; the warp takes the remainder below the deepest layer's
   # stride); "seams": the paper's hierarchical feature-space seams (Eq. 1-2) carve the
-  # whole shrink (crop_share 0, percentile 100). Empty (the default): this operator
-  # alone. ("crop", "seams") on the 41 RetargetMe dev sets (docs/RESULTS.md, "The
-  # operator chosen per image"), margin 0.015: SS 0.851 against 0.838 at 75% width,
-  # 0.657 against 0.646 at 50%, coherence 1.01 against 0.83 and 1.13 against 1.02; not
-  # the default because the prepare phase costs ~3.9x (a 400x600 photo 11.6 s against
-  # 6.2 s in all; a 12 MP photo 20 s and 2.7 GB peak against 11 s and 1.3 GB) and the higher score is not always the better picture (the bundled
-  # coffee photo's crop cuts the saucer's rim).
-  alternatives: tuple[str, ...] = ()
+  # whole shrink (crop_share 0, percentile 100, deep_weight ``seams_deep_weight``).
+  # Empty: this operator alone. The default ("crop", "seams") since 2026-11-27 (issue
+  # 12; docs/RESULTS.md, "The seams alternative guarded by the deep layers"): on the 41
+  # RetargetMe dev sets SS 0.856 against 0.838 (this operator alone) at 75% width, 0.656
+  # against 0.646 at 50%, 0.903 against 0.879 at 75% height; coherence 0.93 against
+  # 0.83 and 1.48 against 1.02. It costs a second prepare (a 400x600 photo about 12 s
+  # in all against 6; a 12 MP photo 20 s and 2.7 GB peak against 11 s and 1.3 GB).
+  alternatives: tuple[str, ...] = ("crop", "seams")
   # Eq. 4 steps (the reconstruction's loss and learning rate) each candidate's pixel map
   # runs before it is scored: the raw pixel map of the seams scores their tears as deep
   # content (on the dev half it picked the seams on all 4 height sets, each then lower).
@@ -136,6 +136,12 @@ class OperatorConfig:
   # width 75% SS 0.851 against 0.847 with no margin, 0.850-0.851 for 0.0075-0.02; it
   # keeps set 10's face, whose seams won by 0.002.
   alternative_margin: float = 0.015
+  # ``deep_weight`` of the "seams" alternative: the deeper layers' importance guards each
+  # shallower layer's seams. Carving a whole 25% shrink, the shallow seams otherwise run
+  # through an object's smooth interior, which Eq. 1 finds as cheap as the sky beside it
+  # (the rocket's body was carved in half, the face of RetargetMe set 10 cut). 4 by the
+  # dev half (docs/RESULTS.md, "The seams alternative guarded by the deep layers").
+  seams_deep_weight: float = 4.0
 
   def __post_init__(self):
     check_range("forward_weight", self.forward_weight, 0.0)
@@ -152,6 +158,7 @@ class OperatorConfig:
                        f"got {self.alternatives!r}")
     check_whole("alternative_steps", self.alternative_steps, 0)
     check_range("alternative_margin", self.alternative_margin, 0.0, 1.0)
+    check_range("seams_deep_weight", self.seams_deep_weight, 0.0)
     if self.crop_remainder not in CROP_REMAINDERS:
       raise ValueError(f"crop_remainder must be one of {', '.join(CROP_REMAINDERS)}, got "
                        f"{self.crop_remainder!r}")

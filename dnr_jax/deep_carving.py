@@ -158,7 +158,9 @@ def candidate_operators(cfg: OperatorConfig, image_hw: tuple[int, int],
   For a shrink of one axis without masks (``masked``), ``cfg.alternatives`` add: "crop"
   (crop_share 1: the crop window alone, the warp only the remainder below the deepest
   layer's stride) and "seams" (crop_share 0, percentile 100: the hierarchical
-  feature-space seams of Eq. 1-2 carve the whole shrink, the warp has nothing left).
+  feature-space seams of Eq. 1-2 carve the whole shrink, the warp has nothing left;
+  deep_weight ``cfg.seams_deep_weight``: the deeper layers' importance steers each
+  shallower layer's seams away from what they found, beside Eq. 2's damping).
   The pipeline keeps the plan whose pixel map keeps the most deep features (Eq. 5).
   Otherwise (enlarging, both axes, masks, no alternatives): ``cfg`` alone. The
   configured operator is named by what it does to these sizes: "crop+warp" (or
@@ -176,7 +178,7 @@ def candidate_operators(cfg: OperatorConfig, image_hw: tuple[int, int],
       "crop": dataclasses.replace(own, crop_share=1.0, crop_share_growth=0.0,
                                   crop_remainder="warp"),
       "seams": dataclasses.replace(own, crop_share=0.0, percentile=100.0,
-                                   percentile_growth=0.0),
+                                   percentile_growth=0.0, deep_weight=cfg.seams_deep_weight),
   }
   return ((name, own), *((a, variants[a]) for a in cfg.alternatives))
 

@@ -123,9 +123,10 @@ flags.DEFINE_list("alternatives", list(_D.operator.alternatives),
                   "Other operators planned beside the configured one for a one-axis shrink "
                   "without masks; the plan whose image keeps the most deep features (Eq. 5) "
                   "wins: crop (the crop window alone), seams (the paper's feature-space "
-                  "seams carve the whole shrink). Empty (the default) = the configured "
-                  "operator alone. crop,seams: higher semantic score on RetargetMe, ~2x "
-                  "slower, and the seams can carve a subject (docs/RESULTS.md).")
+                  "seams carve the whole shrink, guarded by --seams_deep_weight). "
+                  "--alternatives= (empty) = the configured operator alone: about half "
+                  "the prepare time and memory, a lower semantic score on RetargetMe "
+                  "(docs/RESULTS.md).")
 flags.DEFINE_integer("alternative_steps", _D.operator.alternative_steps,
                      "Eq. 4 steps each candidate operator's image runs before it is "
                      "scored (0 = score the raw pixel maps; a seams image's tears then "
@@ -133,6 +134,9 @@ flags.DEFINE_integer("alternative_steps", _D.operator.alternative_steps,
 flags.DEFINE_float("alternative_margin", _D.operator.alternative_margin,
                    "How much higher (semantic score, 0..1) an alternative's image must "
                    "score than the configured operator's to be chosen.")
+flags.DEFINE_float("seams_deep_weight", _D.operator.seams_deep_weight,
+                   "--deep_weight of the seams alternative: the deeper layers' importance "
+                   "keeps its shallow seams out of objects' smooth interiors.")
 flags.DEFINE_integer("grid_cell", _D.operator.grid_cell, "Column-cell width of the warp (Eq. 3).")
 flags.DEFINE_integer("seams_per_pass", _D.operator.seams_per_pass,
                      "Seams found per DP pass below the deepest layer: 0 = 1/32 of the "
@@ -192,6 +196,7 @@ def config_from_flags() -> config.RetargetConfig:
             alternatives=tuple(FLAGS.alternatives),
             alternative_steps=FLAGS.alternative_steps,
             alternative_margin=FLAGS.alternative_margin,
+            seams_deep_weight=FLAGS.seams_deep_weight,
             grid_cell=FLAGS.grid_cell, min_cell_scale=FLAGS.min_cell_scale,
             seams_per_pass=FLAGS.seams_per_pass, axis_order=FLAGS.axis_order,
             forward_weight=FLAGS.forward_weight, deep_weight=FLAGS.deep_weight),

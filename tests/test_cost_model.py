@@ -22,3 +22,18 @@ def test_more_steps_cost_more():
   more = cost_model.estimate((480, 640), (480, 480), config.RetargetConfig(
       reconstruction=config.ReconstructionConfig(steps=200)))
   assert more.seconds["reconstruction"] > 2 * base.seconds["reconstruction"]
+
+
+def test_auditioned_operators_cost_prepare_time_and_memory():
+  none = config.RetargetConfig(operator=config.OperatorConfig(alternatives=()))
+  both = config.RetargetConfig(operator=config.OperatorConfig(alternatives=("crop", "seams")))
+  one = config.RetargetConfig(operator=config.OperatorConfig(alternatives=("seams",)))
+  est = {n: cost_model.estimate((480, 640), (480, 480), c)
+         for n, c in (("none", none), ("one", one), ("both", both))}
+  assert est["none"].seconds["prepare"] < est["one"].seconds["prepare"] < est["both"].seconds[
+      "prepare"]
+  assert est["none"].peak_rss_bytes < est["one"].peak_rss_bytes < est["both"].peak_rss_bytes
+  assert est["none"].seconds["reconstruction"] == est["both"].seconds["reconstruction"]
+  # no alternatives are planned when both axes change (candidate_operators): same cost
+  two_axes = [cost_model.estimate((480, 640), (400, 480), c) for c in (none, both)]
+  assert two_axes[0].to_json() == two_axes[1].to_json()

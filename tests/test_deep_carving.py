@@ -217,7 +217,8 @@ def test_the_semantic_crop_keeps_the_window_of_most_semantic_energy(random_weigh
   if axis == 0:
     image = np.ascontiguousarray(image.transpose(1, 0, 2))
   out_hw = (64, 96) if axis == 1 else (96, 64)
-  op = config.OperatorConfig(crop_share=0.75, crop_share_growth=0.0, crop_candidates=99)
+  op = config.OperatorConfig(crop_share=0.75, crop_share_growth=0.0, crop_candidates=99,
+                             alternatives=())
   cfg = config.RetargetConfig(operator=op, reconstruction=config.ReconstructionConfig(steps=0))
   prep = pipeline.prepare(random_weights, jnp.asarray(image, jnp.float32), out_hw, cfg)
   plan = prep.plan.width if axis == 1 else prep.plan.height
@@ -243,7 +244,8 @@ def test_a_cropped_plan_samples_only_inside_the_window(random_weights, small_pho
   out_hw = (64, 96) if axis == 1 else (96, 64)
   cfg = config.RetargetConfig(
       operator=config.OperatorConfig(crop_share=0.75, crop_share_growth=0.0,
-                                     crop_remainder="seams", crop_choice="importance"),
+                                     crop_remainder="seams", crop_choice="importance",
+                                     alternatives=()),
       reconstruction=config.ReconstructionConfig(steps=0))
   prep = pipeline.prepare(random_weights, jnp.asarray(image, jnp.float32), out_hw, cfg)
   plan = prep.plan.width if axis == 1 else prep.plan.height
@@ -274,7 +276,8 @@ def test_what_does_the_rest_of_a_cropped_shrink(random_weights, small_photo, rem
   run = lambda r: pipeline.prepare(  # noqa: E731
       random_weights, jnp.asarray(image, jnp.float32), out_hw,
       config.RetargetConfig(operator=config.OperatorConfig(crop_share=0.75, crop_remainder=r,
-                                                           crop_choice="importance"),
+                                                           crop_choice="importance",
+                                                           alternatives=()),
                             reconstruction=config.ReconstructionConfig(steps=0))).plan.width
   plan, seams_plan = run(remainder), run("seams")
   counts = {l: int(n) for l, n in plan.num_removed.items()}
@@ -306,3 +309,31 @@ def test_given_stop_thresholds_stop_every_layer(random_weights, small_photo):
                           stop_thresholds={**high, layers[0]: jnp.float32(-1.0)})
   assert int(only_deep.width.num_removed[layers[0]]) == 0
   assert int(only_deep.width.num_removed[layers[1]]) > 0
+
+
+@pytest.mark.parametrize("deep_weight", [0.0, 4.0])
+def test_deep_weight_keeps_shallow_seams_out_of_a_deep_object(deep_weight):
+  """An object whose interior is smooth (low Eq. 1 importance at the shallow layer,
+  lower than the textured background) but which the deeper layer finds important: the
+  shallow seams cut through it by Eq. 1-2 alone; ``deep_weight`` adds the deeper
+  layer's importance to the shallow energy and they go round it (the rocket)."""
+  rng = np.random.default_rng(0)
+  layers = ("block1_conv2", "block2_conv2")
+  shallow = 1.0 + 0.1 * rng.random((16, 64, 4))
+  shallow[:, 28:36] = 0.1  # the object's smooth interior
+  deep = 0.1 + 0.05 * rng.random((8, 32, 4))
+  deep[:, 13:19] = 3.0  # the deep layer sees the object (and its edges)
+  feats = {"block1_conv2": jnp.asarray(shallow, jnp.float32),
+           "block2_conv2": jnp.asarray(deep, jnp.float32)}
+  cfg = config.OperatorConfig(layers=layers, percentile=100.0, forward_weight=0.0,
+                              crop_share=0.0, deep_weight=deep_weight)
+  plan = plan_resize(feats, (16, 64), (16, 48), cfg)
+  assert int(plan.width.num_removed["block1_conv2"]) == 16
+  assert not bool(plan.width.removed["block2_conv2"][:, 13:19].any())  # deep seams avoid it
+  cut = int(plan.width.removed["block1_conv2"][:, 28:36].sum())
+  if deep_weight:
+    assert cut == 0
+  else:
+    assert cut == 16 * 8  # every column of the interior, on every row
+  # the same number of seams either way: deep_weight moves them, it does not stop them
+  assert int(plan.width.num_removed["block2_conv2"]) == 8

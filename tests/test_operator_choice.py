@@ -41,11 +41,15 @@ def test_alternatives_are_planned_only_for_a_one_axis_shrink_without_masks():
   cands = dict(deep_carving.candidate_operators(op, (100, 200), (100, 150)))
   assert cands["crop"].crop_share == 1.0 and cands["crop"].crop_remainder == "warp"
   assert cands["seams"].crop_share == 0.0 and cands["seams"].percentile == 100.0
+  assert cands["seams"].deep_weight == op.seams_deep_weight == 4.0
+  assert cands["crop+warp"].deep_weight == op.deep_weight == 0.0  # the others' own
   assert all(c.alternatives == () for c in cands.values())
   only = config.OperatorConfig(alternatives=("seams",), crop_share=0.0)
   assert [n for n, _ in deep_carving.candidate_operators(only, (100, 200), (100, 150))] == [
       "seams+warp", "seams"]
-  assert len(deep_carving.candidate_operators(config.OperatorConfig(),  # the default
+  # the default auditions both; an empty tuple turns the choice off
+  assert config.OperatorConfig().alternatives == ("crop", "seams")
+  assert len(deep_carving.candidate_operators(config.OperatorConfig(alternatives=()),
                                               (100, 200), (100, 150))) == 1
 
 
