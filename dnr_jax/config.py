@@ -117,13 +117,16 @@ class OperatorConfig:
   # ``crop_choice`` says; the warp takes the remainder below the deepest layer's
   # stride); "seams": the paper's hierarchical feature-space seams (Eq. 1-2) carve the
   # whole shrink (crop_share 0, percentile 100, deep_weight ``seams_deep_weight``).
-  # Empty: this operator alone. The default ("crop", "seams") since 2026-11-27 (issue
-  # 12; docs/RESULTS.md, "The seams alternative guarded by the deep layers"): on the 41
-  # RetargetMe dev sets SS 0.856 against 0.838 (this operator alone) at 75% width, 0.656
-  # against 0.646 at 50%, 0.903 against 0.879 at 75% height; coherence 0.93 against
-  # 0.83 and 1.48 against 1.02. It costs a second prepare (a 400x600 photo about 12 s
-  # in all against 6; a 12 MP photo 20 s and 2.7 GB peak against 11 s and 1.3 GB).
-  alternatives: tuple[str, ...] = ("crop", "seams")
+  # Empty (the default): this operator alone. ("crop", "seams") (docs/RESULTS.md, "The
+  # operator choice with the seams guarded by the deep layers"): on the 41 RetargetMe dev
+  # sets SS 0.856 against 0.838 at 75% width, 0.656 against 0.646 at 50%, 0.903 against
+  # 0.879 at 75% height; on the test half 0.844 at 75% width (the multi-operator 0.828),
+  # 0.642 at 50%, 0.881 at 75% height (seam carving 0.872); package photos 0.926 / 0.738
+  # against 0.869 / 0.711. Not the default: by eye the chosen seams cut or smear objects
+  # that the crop and warp keep whole (a coffee cup cut at the border, the motorcycle's
+  # seat carved at 50%, smudges beside the china pagoda, 1-2 px colour lines along
+  # boundaries), and a 640x480 photo takes 19 s and 2.7 GB against 10 s and 1.3 GB.
+  alternatives: tuple[str, ...] = ()
   # Eq. 4 steps (the reconstruction's loss and learning rate) each candidate's pixel map
   # runs before it is scored: the raw pixel map of the seams scores their tears as deep
   # content (on the dev half it picked the seams on all 4 height sets, each then lower).

@@ -42,6 +42,7 @@ _COMPILE_S_PER_WORK_PX = 2e-6
 _BASE_RSS = 1.0e9
 _RSS_PER_FULL_PX = 16.0
 _RSS_PER_WORK_PX = 1000.0
+_RSS_PER_WORK_PX_ALTERNATIVE = 2300.0  # each auditioned alternative operator
 _DEVICE_PER_WORK_PX = 1200.0
 
 
@@ -100,9 +101,10 @@ def estimate(image_hw: tuple[int, int], out_hw: tuple[int, int],
     seconds["full resolution"] = _FULLRES_S_PER_OUT_PX * (out_px + full_px)
   # Operators auditioned beside the configured one (OperatorConfig.alternatives): each
   # costs a plan and, with the configured one, the audition's Eq. 4 steps on an
-  # output-size image; they are held together, so the prepare phase's memory grows too
-  # (measured on a 12 MP photo: 2.0x the time of the prepare phase's compute, peak RSS
-  # 2.7 GB against 1.3 GB with none).
+  # output-size image; their plans and activations are held together, so the prepare
+  # phase's memory grows too (measured on a 640x480 photo, 2026-11-27: peak RSS 2.67 GB
+  # with two alternatives against 1.28 GB with none, ~2300 bytes per working pixel per
+  # alternative; on a 12 MP photo 2.68 GB; the device term is not measured on a GPU).
   k = len(deep_carving.candidate_operators(cfg.operator, s.work, s.work_out))
   if k > 1:
     seconds["prepare"] += ((k - 1) * (_PREPARE_S_PER_WORK_PX * work_px
@@ -110,6 +112,6 @@ def estimate(image_hw: tuple[int, int], out_hw: tuple[int, int],
                            + k * cfg.operator.alternative_steps * _RECON_S_PER_OUT_PX_STEP
                            * work_out_px)
   rss = (_BASE_RSS + _RSS_PER_FULL_PX * (full_px + out_px)
-         + _RSS_PER_WORK_PX * work_px * (1 + 0.5 * (k - 1)))
-  device = _DEVICE_PER_WORK_PX * work_px * (1 + 0.5 * (k - 1)) + 16.0 * (full_px + out_px)
+         + (_RSS_PER_WORK_PX + _RSS_PER_WORK_PX_ALTERNATIVE * (k - 1)) * work_px)
+  device = _DEVICE_PER_WORK_PX * work_px * k + 16.0 * (full_px + out_px)
   return Estimate(s.work, s.work_out, seconds, compile_s, rss, device)

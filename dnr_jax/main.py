@@ -123,10 +123,10 @@ flags.DEFINE_list("alternatives", list(_D.operator.alternatives),
                   "Other operators planned beside the configured one for a one-axis shrink "
                   "without masks; the plan whose image keeps the most deep features (Eq. 5) "
                   "wins: crop (the crop window alone), seams (the paper's feature-space "
-                  "seams carve the whole shrink, guarded by --seams_deep_weight). "
-                  "--alternatives= (empty) = the configured operator alone: about half "
-                  "the prepare time and memory, a lower semantic score on RetargetMe "
-                  "(docs/RESULTS.md).")
+                  "seams carve the whole shrink, guarded by --seams_deep_weight). Empty "
+                  "(the default) = the configured operator alone. crop,seams: a higher "
+                  "semantic score on RetargetMe and the package photos, ~2x the time and "
+                  "memory, and the seams can cut or smear an object (docs/RESULTS.md).")
 flags.DEFINE_integer("alternative_steps", _D.operator.alternative_steps,
                      "Eq. 4 steps each candidate operator's image runs before it is "
                      "scored (0 = score the raw pixel maps; a seams image's tears then "

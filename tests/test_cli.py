@@ -38,7 +38,7 @@ def test_flagfile_run_writes_output_report_and_debug(setup):
   flagfile.write_text(f"--input={img}\n--output={d}/out.png\n--width_ratio=0.75\n"
                       f"--vgg_weights={wpath}\n--steps=3\n--chunk=3\n--refine_steps=2\n"
                       f"--save_debug\n--report={d}/report.json\n--noprogress\n"
-                      "--alternatives=\n")  # (empty: the configured operator alone)
+                      "--alternatives=\n")  # (empty, the default: the configured operator)
   code, _, err = run(f"--flagfile={flagfile}")
   assert code == 0, err
   first = err.splitlines()[0]
@@ -60,9 +60,9 @@ def test_flagfile_run_writes_output_report_and_debug(setup):
 
 def test_alternatives_name_the_chosen_operator_in_the_report(setup):
   d, wpath, img = setup
-  # the default auditions crop and seams beside the configured operator
   code, _, err = run(f"--input={img}", f"--output={d}/alt.png", "--width_ratio=0.5",
-                     "--alternative_steps=2", "--alternative_margin=0",
+                     "--alternatives=crop,seams", "--alternative_steps=2",
+                     "--alternative_margin=0",
                      f"--vgg_weights={wpath}", "--steps=1", "--chunk=1", "--noprogress",
                      f"--report={d}/alt.json")
   assert code == 0, err
@@ -70,7 +70,7 @@ def test_alternatives_name_the_chosen_operator_in_the_report(setup):
   scores = report["operator_semantic_scores"]
   assert set(scores) == {"crop+warp", "crop", "seams"}
   assert report["operator"] == max(scores, key=scores.get)
-  # --alternatives= (empty) turns the choice off
+  # --alternatives= (empty, the default) turns the choice off
   code, _, err = run(f"--input={img}", f"--output={d}/one.png", "--width_ratio=0.5",
                      "--alternatives=", f"--vgg_weights={wpath}", "--steps=1", "--chunk=1",
                      "--noprogress", f"--report={d}/one.json")
