@@ -143,7 +143,8 @@ class OperatorConfig:
   # shallower layer's seams. Carving a whole 25% shrink, the shallow seams otherwise run
   # through an object's smooth interior, which Eq. 1 finds as cheap as the sky beside it
   # (the rocket's body was carved in half, the face of RetargetMe set 10 cut). 4 by the
-  # dev half (docs/RESULTS.md, "The seams alternative guarded by the deep layers").
+  # dev half (docs/RESULTS.md, "The operator choice with the seams guarded by the deep
+  # layers").
   seams_deep_weight: float = 4.0
 
   def __post_init__(self):
