@@ -210,8 +210,8 @@ def _semantic_crop(weights, image, sem_energy, axis: int, crop: int, layers, cou
   return starts[best], {k: feats[k][best] for k in layers}
 
 
-def _deep_plan(weights, image, out_hw, operator: OperatorConfig, keep=None, remove=None
-               ) -> deep_carving.ResizePlan:
+def _deep_plan(weights, image, out_hw, operator: OperatorConfig, keep=None, remove=None,
+               feats=None) -> deep_carving.ResizePlan:
   """The deep operator's plan of one (working-size) image: its features (one forward
   pass) -> :func:`deep_carving.plan_resize`. With ``operator.crop_share`` (one shrinking
   axis, no masks) a window is cropped first (:func:`deep_carving.crop_size`; chosen by
@@ -219,7 +219,9 @@ def _deep_plan(weights, image, out_hw, operator: OperatorConfig, keep=None, remo
   gets its own forward pass (its border features then see the zero padding, like the
   output's) and plan (by default the warp alone, ``operator.crop_remainder``), and the
   plan is shifted back onto the whole image (:func:`deep_carving.uncrop`), so every
-  later phase sees an ordinary plan."""
+  later phase sees an ordinary plan. ``feats``: the image's features {layer: (h, w, c)}
+  when already computed (they must hold ``operator.layers`` and
+  ``metrics.SEMANTIC_LAYER``; :func:`_chosen_plan` shares one forward pass)."""
   layers = deep_carving.sort_layers(operator.layers, weights.arch)
   order = _order(operator, image.shape[:2], out_hw)
   axis, crop = deep_carving.crop_size(operator, image.shape[:2], out_hw, weights.arch,
@@ -227,7 +229,9 @@ def _deep_plan(weights, image, out_hw, operator: OperatorConfig, keep=None, remo
   semantic = bool(crop) and operator.crop_choice == "semantic"
   sem = metrics.SEMANTIC_LAYER
   wanted = tuple(dict.fromkeys((*layers, sem))) if semantic else layers
-  feats = {k: v[0] for k, v in vgg.features(weights, image[None], wanted).items()}
+  if feats is None:
+    feats = {k: v[0] for k, v in vgg.features(weights, image[None], wanted).items()}
+  feats = {k: feats[k] for k in wanted}
   if semantic:  # Eq. 5's summand of the uncropped image, computed on the way down
     sem_energy = jnp.sum(jnp.square(feats[sem]), axis=-1)
     feats = {k: feats[k] for k in layers}
@@ -274,14 +278,20 @@ def _chosen_plan(weights, image, out_hw, operator: OperatorConfig, loss_layers,
   picked the seams where they ended lower). The same criterion as :func:`choose_order`
   and the semantic crop. All plans are built (static shapes: one executable,
   vmappable); cost per alternative: a plan, the audition steps, a forward pass of an
-  output-size image (the full image's forward pass is shared)."""
+  output-size image (the full image's forward pass is computed once, here)."""
   masked = keep is not None or remove is not None
   cands = deep_carving.candidate_operators(operator, image.shape[:2], out_hw, masked,
                                           weights.arch)
-  plans = [_deep_plan(weights, image, out_hw, op, keep, remove) for _, op in cands]
-  if len(plans) == 1:
-    return plans[0], jnp.zeros((), jnp.int32), jnp.ones((1,), jnp.float32)
-  shallow = deep_carving.sort_layers(operator.layers, weights.arch)[0]
+  if len(cands) == 1:
+    return (_deep_plan(weights, image, out_hw, cands[0][1], keep, remove),
+            jnp.zeros((), jnp.int32), jnp.ones((1,), jnp.float32))
+  # One forward pass of the image for every candidate's plan and the score's denominator.
+  sem = metrics.SEMANTIC_LAYER
+  layers = deep_carving.sort_layers(operator.layers, weights.arch)
+  feats = {k: v[0] for k, v in vgg.features(
+      weights, image[None], tuple(dict.fromkeys((*layers, sem)))).items()}
+  plans = [_deep_plan(weights, image, out_hw, op, keep, remove, feats) for _, op in cands]
+  shallow = layers[0]
   pictures = jnp.stack([deep_carving.apply_plan_to_layer(image, p, shallow) for p in plans])
   if operator.alternative_steps:
     lossy = tuple(l for l, lam in loss_layers if lam > 0)
@@ -295,9 +305,8 @@ def _chosen_plan(weights, image, out_hw, operator: OperatorConfig, loss_layers,
       return final_image(state)
 
     pictures = jax.vmap(audition)(targets, pictures)
-  sem = metrics.SEMANTIC_LAYER
   kept = jnp.sum(jnp.square(vgg.features(weights, pictures, (sem,))[sem]), axis=(1, 2, 3))
-  scores = kept / metrics.feature_energy(weights, image, sem)
+  scores = kept / jnp.sum(jnp.square(feats[sem]))
   # An alternative must beat the configured operator by alternative_margin; the first
   # of equals wins (the configured one).
   handicap = jnp.where(jnp.arange(scores.shape[0]) > 0, operator.alternative_margin, 0.0)
