@@ -437,6 +437,7 @@ def _report_entry(task: outputs.Task, image, res: pipeline.Result, cfg: Retarget
       "cropped": _cropped(image.shape[:2], res),
       "operator": res.operator,
       "operator_semantic_scores": res.operator_scores,
+      "operator_completeness": res.operator_completeness,
       "masks": {"keep_mask": job_masks.get("keep"), "remove_mask": job_masks.get("remove"),
                 "kept_pixels_copied": res.keep_held, "removal_axis": res.removal_axis},
       "target_feature_shapes": {l: list(s) for l, s in res.target_shapes.items()},
@@ -596,6 +597,10 @@ def run(job: Job, cfg: RetargetConfig) -> int:
     t_run = time.perf_counter()
     with compilation.CompileCounter() as counter:
       for group in _groups(planned, job, cfg):
+        released = compilation.release_if_crowded()
+        if released:
+          logging.info("released the compiled programs (%d of the process's allowed memory "
+                       "maps in use, %d after)", *released)
         current.pop("written", None)
         current["saved"] = set()
         current["tasks"] = [p.task for p in group]

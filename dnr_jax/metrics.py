@@ -100,6 +100,19 @@ def bidirectional_similarity(output: np.ndarray, original: np.ndarray, patch: in
   return {"coherence": float(coherence), "completeness": float(completeness)}
 
 
+def completeness(output: jax.Array, original: jax.Array, patch: int = 7,
+                 scale_height: int = 96) -> jax.Array:
+  """The completeness half of :func:`bidirectional_similarity` as a traceable function
+  (sizes come from the static shapes): mean over every ``original`` patch of the squared
+  distance per element to its nearest ``output`` patch, both images RGB 0..255 scaled
+  by the factor that takes the original to ``scale_height`` px high. High when content
+  of the original is missing from the output (an object cut out or carved away)."""
+  o_hw, i_hw = _scaled_sizes(output.shape, original.shape, patch, scale_height)
+  po = extract_patches(_rescale(output, o_hw), patch)
+  pi = extract_patches(_rescale(original, i_hw), patch)
+  return jnp.mean(nearest_patch_distances(pi, po)) / po.shape[1]
+
+
 def _scaled_sizes(output_shape, original_shape, patch: int, scale_height: int):
   """(output, original) sizes when both are scaled by the factor that takes the
   original to ``scale_height`` px high (the output at least ``patch`` high)."""

@@ -46,6 +46,7 @@ import numpy as np
 import _photos
 import _retargetme
 from dnr_jax import baselines
+from dnr_jax import compilation
 from dnr_jax import config
 from dnr_jax import image_io
 from dnr_jax import importance
@@ -130,6 +131,7 @@ def main():
   rows = []
   for name, img in photos.items():
     for ratio in (float(r) for r in args.ratios.split(",")):
+      compilation.release_if_crowded()  # every photo is a new size (compilation.py)
       out_hw = (img.shape[0], round(img.shape[1] * ratio))
       outs = run_methods(img, out_hw, ctx, methods)
       imps = outs.pop("_importance", None)
@@ -205,6 +207,7 @@ def run_retargetme(args):
   rows = []
   for set_id, task, src, published in _retargetme.sets(
       args.retargetme, args.split, tuple(args.tasks.split(",")), ids):
+    compilation.release_if_crowded()  # every set is a new size (compilation.py)
     out_hw = published["CR"].shape[:2]
     energy = None
     outs = {}

@@ -67,9 +67,10 @@ def test_alternatives_name_the_chosen_operator_in_the_report(setup):
                      f"--report={d}/alt.json")
   assert code == 0, err
   report = json.loads((d / "alt.json").read_text())
-  scores = report["operator_semantic_scores"]
-  assert set(scores) == {"crop+warp", "crop", "seams"}
-  assert report["operator"] == max(scores, key=scores.get)
+  scores, lost = report["operator_semantic_scores"], report["operator_completeness"]
+  assert set(scores) == set(lost) == {"crop+warp", "crop", "seams"}
+  merit = {n: scores[n] - 40.0 * lost[n] for n in scores}  # --alternative_completeness_weight
+  assert report["operator"] == max(merit, key=merit.get)
   # --alternatives= (empty, the default) turns the choice off
   code, _, err = run(f"--input={img}", f"--output={d}/one.png", "--width_ratio=0.5",
                      "--alternatives=", f"--vgg_weights={wpath}", "--steps=1", "--chunk=1",

@@ -1,5 +1,7 @@
+import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from dnr_jax import metrics
 from dnr_jax import vgg
@@ -72,3 +74,22 @@ def test_fine_similarity_of_a_crop_and_a_height_change():
   # columns then, which a height change keeps
   top = metrics.fine_similarity(img[40:], img, patch=5, scale=1.0, stride=1)
   assert top["fine_coherence"] < 1e-6
+
+
+def test_traceable_completeness_is_the_completeness_half_and_sees_a_cut_object(small_photo):
+  """``metrics.completeness`` (usable under jit and vmap) equals the completeness of
+  :func:`metrics.bidirectional_similarity`; cutting a distinct object out of the image
+  raises it, removing a copy of something that stays does not."""
+  base = np.full((64, 96, 3), 120, np.uint8)
+  base[20:44, 10:26] = (230, 40, 40)   # a red block: unique
+  base[20:44, 60:72] = (40, 40, 230)   # a blue block ...
+  base[20:44, 78:90] = (40, 40, 230)   # ... and its twin
+  one_blue = np.delete(base, np.s_[76:92], axis=1)   # 80 wide: the twin carved out
+  no_red = np.delete(base, np.s_[8:24], axis=1)      # 80 wide: the red block carved out
+  traced = jax.jit(metrics.completeness)
+  for out, orig in ((one_blue, base), (no_red, base), (small_photo[:, :48], small_photo)):
+    expect = metrics.bidirectional_similarity(out, orig)["completeness"]
+    assert float(traced(jnp.asarray(out, jnp.float32), jnp.asarray(orig, jnp.float32))) == \
+        pytest.approx(expect, rel=1e-4, abs=1e-7)
+  lost = lambda o: float(traced(jnp.asarray(o, jnp.float32), jnp.asarray(base, jnp.float32)))  # noqa: E731
+  assert lost(no_red) > 10 * max(lost(one_blue), 1e-5)

@@ -86,6 +86,9 @@ def test_the_plan_kept_is_the_candidate_whose_image_keeps_the_most_deep_features
     assert alone[name].operator_scores.shape == (1,)  # alone: nothing to choose
     score = float(metrics.semantic_score(random_weights, alone[name].init, image))
     assert float(prep.operator_scores[i]) == pytest.approx(score, rel=1e-4), name
+    lost = float(metrics.completeness(alone[name].init, image))
+    assert float(prep.operator_completeness[i]) == pytest.approx(lost, rel=1e-3), name
+    assert np.asarray(alone[name].operator_completeness).tolist() == [0.0]
   best = int(np.argmax(np.asarray(prep.operator_scores)))
   assert int(prep.operator) == best
   chosen = alone[cands[best][0]]
@@ -147,6 +150,33 @@ def test_an_alternative_must_win_by_the_margin(random_weights, small_photo):
   assert int(run(1.0).operator) == 0  # nothing beats the configured operator by 1
 
 
+def test_completeness_weight_charges_each_candidate_for_the_patches_it_lost(
+    random_weights, small_photo):
+  """``alternative_completeness_weight`` w: the kept candidate maximises its semantic
+  score minus w x its image's completeness (minus the margin for an alternative); the
+  reported scores and completeness do not depend on w. A large w keeps the candidate
+  that lost the least of the image."""
+  image = jnp.asarray(_wide(small_photo), jnp.float32)
+  out_hw = (64, 128)
+  base = dataclasses.replace(BOTH, alternative_steps=0, alternative_margin=0.005)
+  run = lambda w: pipeline.prepare(random_weights, image, out_hw, config.RetargetConfig(  # noqa: E731
+      operator=dataclasses.replace(base, alternative_completeness_weight=w),
+      reconstruction=NO_STEPS))
+  free = run(0.0)
+  scores, lost = np.asarray(free.operator_scores), np.asarray(free.operator_completeness)
+  assert np.all(lost > 0) and len(set(lost.round(7))) > 1  # (crop+warp may be the crop here)
+  handicap = np.where(np.arange(3) > 0, 0.005, 0.0)
+  chosen = set()
+  for w in (0.0, 10.0, 100.0, 1e5):
+    prep = run(w)
+    np.testing.assert_allclose(np.asarray(prep.operator_scores), scores, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(prep.operator_completeness), lost, rtol=1e-5)
+    assert int(prep.operator) == int(np.argmax(scores - w * lost - handicap)), (w, scores, lost)
+    chosen.add(int(prep.operator))
+  assert int(run(1e5).operator) == int(np.argmin(lost))
+  assert len(chosen) > 1 or int(np.argmax(scores - handicap)) == int(np.argmin(lost))
+
+
 @pytest.mark.parametrize("bad", [-0.1, 1.5])
 def test_alternative_margin_is_a_share_of_the_score(bad):
   with pytest.raises(ValueError, match="alternative_margin"):
@@ -157,11 +187,15 @@ def test_the_result_names_the_operator_and_each_candidates_score(random_weights,
   image = _wide(small_photo)
   cfg = config.RetargetConfig(operator=BOTH, reconstruction=NO_STEPS)
   res = pipeline.retarget(random_weights, image, (64, 128), cfg)
-  assert set(res.operator_scores) == {"crop+warp", "crop", "seams"}
-  assert res.operator == max(res.operator_scores, key=res.operator_scores.get)
+  assert set(res.operator_scores) == set(res.operator_completeness) == {
+      "crop+warp", "crop", "seams"}
+  merit = {n: res.operator_scores[n] - BOTH.alternative_completeness_weight *
+           res.operator_completeness[n] for n in res.operator_scores}
+  assert res.operator == max(merit, key=merit.get)
   alone = pipeline.retarget(random_weights, image, (64, 128), dataclasses.replace(
       cfg, operator=config.OperatorConfig(alternatives=())))
   assert alone.operator == "crop+warp" and alone.operator_scores == {}
+  assert alone.operator_completeness == {}
 
 
 def test_the_chosen_plan_lifts_to_full_resolution_like_the_same_operator_alone(
