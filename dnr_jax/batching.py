@@ -40,6 +40,7 @@ from jax.sharding import Mesh
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from dnr_jax import compilation
 from dnr_jax import deep_carving
 from dnr_jax import pipeline
 from dnr_jax import reconstruct
@@ -306,13 +307,16 @@ def retarget_many(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
                   progress: Callable | None = None) -> list:
   """Any list of images: bucketed by working shape, then :func:`retarget_batch` each.
 
-  Returns one Result (or exception) per image, in the input order.
+  Returns one Result (or exception) per image, in the input order. Between buckets the
+  compiled programs are dropped if the process nears its limit on memory mappings
+  (:func:`compilation.release_if_crowded`: many sizes would otherwise abort it).
   """
   job_sizes = [pipeline.validate(tuple(im.shape[:2]), tuple(o), config, weights.arch)
                for im, o in zip(images, out_hws)]
   out: list = [None] * len(images)
   mesh = batch_mesh() if mesh is None else mesh
   for idx in plan_batches(job_sizes, batch_size):
+    compilation.release_if_crowded()
     res = retarget_batch(weights, [images[i] for i in idx], [out_hws[i] for i in idx], config,
                          mesh, progress,
                          padded_size=batch_shape(len(idx), batch_size, mesh.devices.size))
