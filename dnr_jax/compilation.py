@@ -123,7 +123,7 @@ class CompileCounter:
 # --- Compiled programs and the process's memory maps ---------------------------------------
 #
 # On the CPU every compiled executable keeps its machine code in memory mappings of the
-# process: about 1,000 per job size with the default operator, 2,000-4,000 with
+# process: about 1,000 per job size with the default operator, 1,700-4,000 with
 # ``--alternatives`` (measured on Linux, jax 0.10). JAX keeps every executable for the
 # life of the process, and Linux allows a process 65,530 mappings by default
 # (``vm.max_map_count``): a folder of a few dozen differently sized photos (RetargetMe's

@@ -123,7 +123,7 @@ class OperatorConfig:
   # sets SS 0.856 against 0.838 at 75% width, 0.656 against 0.646 at 50%, 0.903 against
   # 0.879 at 75% height; on the test half 0.844 at 75% width (the multi-operator 0.828),
   # 0.642 at 50%, 0.881 at 75% height (seam carving 0.872); package photos 0.926 / 0.738
-  # against 0.869 / 0.711. Not the default: by eye the chosen seams cut or smear objects
+  # against 0.869 / 0.711 (all before ``alternative_completeness_weight``, i.e. with 0). Not the default: by eye the chosen seams cut or smear objects
   # that the crop and warp keep whole (a coffee cup cut at the border, the motorcycle's
   # seat carved at 50%, smudges beside the china pagoda, 1-2 px colour lines along
   # boundaries), and a 640x480 photo takes 19 s and 2.7 GB against 10 s and 1.3 GB.

@@ -77,10 +77,15 @@ def _rescale(image: jax.Array, hw: tuple[int, int]) -> jax.Array:
   return jax.image.resize(image, (*hw, image.shape[2]), "linear", antialias=True)
 
 
+def _scaled_patches(output, original, patch, o_hw, i_hw):
+  """All patches of both images, each scaled to its size (0..1)."""
+  return (extract_patches(_rescale(output, o_hw), patch),
+          extract_patches(_rescale(original, i_hw), patch))
+
+
 @functools.partial(jax.jit, static_argnames=("patch", "o_hw", "i_hw"))
 def _bidirectional(output, original, patch, o_hw, i_hw):
-  o, i = _rescale(output, o_hw), _rescale(original, i_hw)
-  po, pi = extract_patches(o, patch), extract_patches(i, patch)
+  po, pi = _scaled_patches(output, original, patch, o_hw, i_hw)
   dim = po.shape[1]
   return (jnp.mean(nearest_patch_distances(po, pi)) / dim,
           jnp.mean(nearest_patch_distances(pi, po)) / dim)
@@ -108,8 +113,7 @@ def completeness(output: jax.Array, original: jax.Array, patch: int = 7,
   by the factor that takes the original to ``scale_height`` px high. High when content
   of the original is missing from the output (an object cut out or carved away)."""
   o_hw, i_hw = _scaled_sizes(output.shape, original.shape, patch, scale_height)
-  po = extract_patches(_rescale(output, o_hw), patch)
-  pi = extract_patches(_rescale(original, i_hw), patch)
+  po, pi = _scaled_patches(output, original, patch, o_hw, i_hw)
   return jnp.mean(nearest_patch_distances(pi, po)) / po.shape[1]
 
 
