@@ -438,6 +438,7 @@ def _report_entry(task: outputs.Task, image, res: pipeline.Result, cfg: Retarget
       "operator": res.operator,
       "operator_semantic_scores": res.operator_scores,
       "operator_completeness": res.operator_completeness,
+      "operator_fine_coherence": res.operator_fine_coherence,
       "masks": {"keep_mask": job_masks.get("keep"), "remove_mask": job_masks.get("remove"),
                 "kept_pixels_copied": res.keep_held, "removal_axis": res.removal_axis},
       "target_feature_shapes": {l: list(s) for l, s in res.target_shapes.items()},

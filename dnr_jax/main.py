@@ -141,6 +141,11 @@ flags.DEFINE_float("alternative_completeness_weight",
                    _D.operator.alternative_completeness_weight,
                    "Subtracted from a candidate operator's semantic score per unit of its "
                    "image's completeness (lost patches; metrics.completeness).")
+flags.DEFINE_float("alternative_fine_coherence_weight",
+                   _D.operator.alternative_fine_coherence_weight,
+                   "Subtracted from a candidate operator's semantic score per unit of its "
+                   "image's fine coherence (invented detail such as torn objects, at half "
+                   "size; metrics.fine_coherence).")
 flags.DEFINE_integer("grid_cell", _D.operator.grid_cell, "Column-cell width of the warp (Eq. 3).")
 flags.DEFINE_integer("seams_per_pass", _D.operator.seams_per_pass,
                      "Seams found per DP pass below the deepest layer: 0 = 1/32 of the "
@@ -202,6 +207,7 @@ def config_from_flags() -> config.RetargetConfig:
             alternative_margin=FLAGS.alternative_margin,
             seams_deep_weight=FLAGS.seams_deep_weight,
             alternative_completeness_weight=FLAGS.alternative_completeness_weight,
+            alternative_fine_coherence_weight=FLAGS.alternative_fine_coherence_weight,
             grid_cell=FLAGS.grid_cell, min_cell_scale=FLAGS.min_cell_scale,
             seams_per_pass=FLAGS.seams_per_pass, axis_order=FLAGS.axis_order,
             forward_weight=FLAGS.forward_weight, deep_weight=FLAGS.deep_weight),

@@ -167,10 +167,10 @@ def _patch_grid(image: jax.Array, patch: int) -> jax.Array:
   return p[0]
 
 
-def _banded_nearest(queries: jax.Array, refs: jax.Array, band: int, stride: int) -> jax.Array:
-  """Mean over the query rows/columns on a ``stride`` grid of the squared distance to the
-  nearest reference patch whose row lies within ``band`` rows of the query's proportional
-  row; per element (divided by the patch dimension)."""
+def _banded_distances(queries: jax.Array, refs: jax.Array, band: int, stride: int) -> jax.Array:
+  """(query rows, query columns) on a ``stride`` grid: each query patch's squared distance
+  to the nearest reference patch whose row lies within ``band`` rows of the query's
+  proportional row, per element (divided by the patch dimension)."""
   hq, hr, dim = queries.shape[0], refs.shape[0], queries.shape[2]
   rows = 2 * band + 1
   if rows > hr:  # the band covers every row
@@ -188,7 +188,12 @@ def _banded_nearest(queries: jax.Array, refs: jax.Array, band: int, stride: int)
     d = jnp.sum(q * q, axis=1, keepdims=True) + n[None, :] - 2.0 * q @ r.T
     return jnp.maximum(jnp.min(d, axis=1), 0.0)
 
-  return jnp.mean(jax.lax.map(one, (q_rows, starts))) / dim
+  return jax.lax.map(one, (q_rows, starts)) / dim
+
+
+def _banded_nearest(queries: jax.Array, refs: jax.Array, band: int, stride: int) -> jax.Array:
+  """The mean of :func:`_banded_distances`."""
+  return jnp.mean(_banded_distances(queries, refs, band, stride))
 
 
 @functools.partial(jax.jit, static_argnames=("patch", "o_hw", "i_hw", "band", "stride"))
@@ -196,6 +201,18 @@ def _fine_bidirectional(output, original, patch, o_hw, i_hw, band, stride):
   o, i = _rescale(output, o_hw), _rescale(original, i_hw)
   po, pi = _patch_grid(o, patch), _patch_grid(i, patch)
   return _banded_nearest(po, pi, band, stride), _banded_nearest(pi, po, band, stride)
+
+
+def _fine_geometry(output_shape, original_shape, patch: int, scale: float, band: float):
+  """(swap, o_hw, i_hw, band_rows) of the fine scores, from the static shapes: ``swap``
+  when the height changed more than the width (the band then runs along columns)."""
+  (oh, ow), (ih, iw) = output_shape[:2], original_shape[:2]
+  swap = abs(np.log(oh / ih)) > abs(np.log(ow / iw))
+  if swap:
+    output_shape, original_shape = (ow, oh), (iw, ih)
+  scale_height = max(patch, round(original_shape[0] * scale))
+  o_hw, i_hw = _scaled_sizes(output_shape, original_shape, patch, scale_height)
+  return swap, o_hw, i_hw, max(1, round(band * scale_height))
 
 
 def fine_similarity(output: np.ndarray, original: np.ndarray, patch: int = 7,
@@ -207,14 +224,36 @@ def fine_similarity(output: np.ndarray, original: np.ndarray, patch: int = 7,
   more than the width. Lower is better, as for
   :func:`bidirectional_similarity`; the two are not on the same scale (finer detail
   costs more)."""
-  (oh, ow), (ih, iw) = output.shape[:2], original.shape[:2]
-  if abs(np.log(oh / ih)) > abs(np.log(ow / iw)):  # mostly a height change: columns stay,
-    # so the band runs along them
+  swap, o_hw, i_hw, band_rows = _fine_geometry(output.shape, original.shape, patch, scale,
+                                               band)
+  if swap:
     output, original = np.swapaxes(output, 0, 1), np.swapaxes(original, 0, 1)
-  scale_height = max(patch, round(original.shape[0] * scale))
-  o_hw, i_hw = _scaled_sizes(output.shape, original.shape, patch, scale_height)
-  band_rows = max(1, round(band * scale_height))
   coherence, completeness = _fine_bidirectional(
       jax.device_put(np.asarray(output, np.float32)),
       jax.device_put(np.asarray(original, np.float32)), patch, o_hw, i_hw, band_rows, stride)
   return {"fine_coherence": float(coherence), "fine_completeness": float(completeness)}
+
+
+def fine_patch_distances(output: jax.Array, original: jax.Array, patch: int = 7,
+                         scale: float = 0.5, band: float = 0.04, stride: int = 3) -> jax.Array:
+  """Traceable (sizes from the static shapes; jit and vmap it): each ``output`` patch's
+  squared distance per element to the nearest ``original`` patch within the band, at
+  ``scale`` x the original's size, on a ``stride`` grid (rows x columns of that grid,
+  transposed when the height changed more than the width). Its mean is
+  :func:`fine_coherence`; its tail singles out a few badly invented patches, such as a
+  seam's tear line, that the mean averages away."""
+  swap, o_hw, i_hw, band_rows = _fine_geometry(output.shape, original.shape, patch, scale,
+                                               band)
+  if swap:
+    output, original = jnp.swapaxes(output, 0, 1), jnp.swapaxes(original, 0, 1)
+  o, i = _rescale(output, o_hw), _rescale(original, i_hw)
+  return _banded_distances(_patch_grid(o, patch), _patch_grid(i, patch), band_rows, stride)
+
+
+def fine_coherence(output: jax.Array, original: jax.Array, patch: int = 7,
+                   scale: float = 0.5, band: float = 0.04, stride: int = 3) -> jax.Array:
+  """The ``fine_coherence`` half of :func:`fine_similarity` as a traceable function
+  (the mean of :func:`fine_patch_distances`): high where the output has structures
+  the original lacks at that scale -- an object torn by seams into a jagged step, a
+  smear -- which the 96-px :func:`bidirectional_similarity` is too coarse to see."""
+  return jnp.mean(fine_patch_distances(output, original, patch, scale, band, stride))

@@ -67,6 +67,9 @@ class Prepared(NamedTuple):
   # (k,) float32: the completeness (metrics.completeness, lower keeps more of the image)
   # of each candidate's audition image ((1,) zeros when there was nothing to choose).
   operator_completeness: jax.Array
+  # (k,) float32: the fine coherence (metrics.fine_coherence at half size, lower invents
+  # less) of each candidate's audition image ((1,) zeros when nothing to choose).
+  operator_fine_coherence: jax.Array
 
 
 # ----------------------------------------------------------------------------- sizes
@@ -269,13 +272,16 @@ def _deep_plan(weights, image, out_hw, operator: OperatorConfig, keep=None, remo
 
 def _chosen_plan(weights, image, out_hw, operator: OperatorConfig, loss_layers,
                  learning_rate: float, keep=None, remove=None):
-  """(plan, index, scores, lost): of the operators :func:`deep_carving.candidate_operators`
-  lists (the configured one, then ``operator.alternatives`` for a one-axis shrink
-  without masks), the plan whose image keeps the most of the input's deep features:
-  the highest semantic score (Eq. 5) less ``operator.alternative_completeness_weight``
-  x the image's completeness (:func:`metrics.completeness`: the input's patches it
-  lost), an alternative only by more than ``operator.alternative_margin``, ties to the
-  configured operator; ``scores`` and ``lost`` (k,) hold each candidate's. Each
+  """(plan, index, scores, lost, torn): of the operators
+  :func:`deep_carving.candidate_operators` lists (the configured one, then
+  ``operator.alternatives`` for a one-axis shrink without masks), the plan whose image
+  keeps the most of the input's deep features: the highest semantic score (Eq. 5) less
+  ``operator.alternative_completeness_weight`` x the image's completeness
+  (:func:`metrics.completeness`: the input's patches it lost) and
+  ``operator.alternative_fine_coherence_weight`` x its fine coherence
+  (:func:`metrics.fine_coherence`, half size: what it invented, a torn object), an
+  alternative only by more than ``operator.alternative_margin``, ties to the configured
+  operator; ``scores``, ``lost`` and ``torn`` (k,) hold each candidate's. Each
   candidate's image is its pixel map applied to the image (the reconstruction's
   starting point) after ``operator.alternative_steps`` steps of
   Eq. 4 (all candidates as one vmapped batch): a seams image's tears raise its deep
@@ -283,15 +289,16 @@ def _chosen_plan(weights, image, out_hw, operator: OperatorConfig, loss_layers,
   picked the seams where they ended lower). Eq. 5 is also the criterion of
   :func:`choose_order` and the semantic crop. All plans are built (static shapes: one
   executable, vmappable); cost per alternative: a plan, the audition steps, a forward
-  pass of an output-size image, a completeness at 96 px high (~0.07 s at 640x480; the
-  full image's forward pass is computed once, here)."""
+  pass of an output-size image, a completeness at 96 px high (~0.07 s at 640x480), a
+  fine coherence at half size (~0.3 s; the full image's forward pass is computed once,
+  here)."""
   masked = keep is not None or remove is not None
   cands = deep_carving.candidate_operators(operator, image.shape[:2], out_hw, masked,
                                           weights.arch)
   if len(cands) == 1:
     return (_deep_plan(weights, image, out_hw, cands[0][1], keep, remove),
             jnp.zeros((), jnp.int32), jnp.ones((1,), jnp.float32),
-            jnp.zeros((1,), jnp.float32))
+            jnp.zeros((1,), jnp.float32), jnp.zeros((1,), jnp.float32))
   # One forward pass of the image for every candidate's plan and the score's denominator.
   sem = metrics.SEMANTIC_LAYER
   layers = deep_carving.sort_layers(operator.layers, weights.arch)
@@ -317,13 +324,18 @@ def _chosen_plan(weights, image, out_hw, operator: OperatorConfig, loss_layers,
   # What each picture lost of the image's patches (metrics.completeness, at 96 px high):
   # Eq. 5 does not see a cut object whose neighbours carry as much deep energy.
   lost = jax.vmap(lambda p: metrics.completeness(p, image))(pictures)
+  # What each picture invented at half size (metrics.fine_coherence): the seams' tears
+  # through an object (a cup's wall in a jagged step) are too fine for the 96-px scores.
+  torn = jax.vmap(lambda p: metrics.fine_coherence(jnp.clip(p, 0.0, 255.0), image))(pictures)
   # An alternative must beat the configured operator by alternative_margin; the first
   # of equals wins (the configured one).
   handicap = jnp.where(jnp.arange(scores.shape[0]) > 0, operator.alternative_margin, 0.0)
-  merit = scores - operator.alternative_completeness_weight * lost - handicap
+  merit = (scores - operator.alternative_completeness_weight * lost
+           - operator.alternative_fine_coherence_weight * torn - handicap)
   best = jnp.argmax(merit).astype(jnp.int32)
   plan = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs)[best], *plans)
-  return plan, best, scores.astype(jnp.float32), lost.astype(jnp.float32)
+  return (plan, best, scores.astype(jnp.float32), lost.astype(jnp.float32),
+          torn.astype(jnp.float32))
 
 
 @functools.partial(jax.jit, static_argnames=("out_hw", "operator", "loss_layers", "init", "seed",
@@ -331,7 +343,7 @@ def _chosen_plan(weights, image, out_hw, operator: OperatorConfig, loss_layers,
 def _prepare(weights, image, out_hw, operator: OperatorConfig, loss_layers, init, seed,
              learning_rate, keep=None, remove=None):
   layers = deep_carving.sort_layers(operator.layers, weights.arch)
-  plan, choice, choice_scores, choice_lost = _chosen_plan(
+  plan, choice, choice_scores, choice_lost, choice_torn = _chosen_plan(
       weights, image, out_hw, operator, loss_layers, learning_rate,
       None if keep is None else keep > 0.5, None if remove is None else remove > 0.5)
   targets = {l: plan.targets[l] for l, lam in loss_layers if lam > 0}
@@ -345,7 +357,8 @@ def _prepare(weights, image, out_hw, operator: OperatorConfig, loss_layers, init
               else deep_carving.apply_plan_to_layer(image, plan, layers[0]))
     start = jnp.where(frozen[..., None], copied, start)
     targets[reconstruct.FROZEN] = (frozen[..., None], copied)
-  return Prepared(plan, targets, start, target_imp, choice, choice_scores, choice_lost)
+  return Prepared(plan, targets, start, target_imp, choice, choice_scores, choice_lost,
+                  choice_torn)
 
 
 def prepare(weights: vgg.VGGWeights, image: jax.Array, out_hw: tuple[int, int],
@@ -878,6 +891,8 @@ class Result:
   operator_scores: dict = dataclasses.field(default_factory=dict)
   # ... and the completeness of each candidate's image (lower kept more; Prepared).
   operator_completeness: dict = dataclasses.field(default_factory=dict)
+  # ... and the fine coherence of each candidate's image (lower invented less; Prepared).
+  operator_fine_coherence: dict = dataclasses.field(default_factory=dict)
 
   def map_points(self, points_xy) -> np.ndarray:
     """(N, 2) input (x, y) pixel positions -> where they are in the output."""
@@ -1111,7 +1126,8 @@ def make_result(s: Sizes, prep: Prepared, recon, output, recon_losses: list,
                   if len(axes) == 2 else None),
       operator=None if operator_names is None else operator_names[int(prep.operator)],
       operator_scores=_per_operator(operator_names, prep.operator_scores),
-      operator_completeness=_per_operator(operator_names, prep.operator_completeness))
+      operator_completeness=_per_operator(operator_names, prep.operator_completeness),
+      operator_fine_coherence=_per_operator(operator_names, prep.operator_fine_coherence))
 
 
 def _per_operator(names, values) -> dict:

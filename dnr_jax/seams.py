@@ -25,6 +25,7 @@ from typing import Callable, NamedTuple
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 INF = float("inf")  # a Python float: no device array at import (jax.distributed needs that)
 # Energy of positions no seam may use (keep masks): far above any importance sum, finite
@@ -40,6 +41,26 @@ class StepCosts(NamedTuple):
   left: jax.Array
   up: jax.Array
   right: jax.Array
+
+
+_STEP_OFFSETS = np.array([0, -1, 1], np.int32)  # the column offset of each DP candidate
+
+
+def tie_priority(width: int) -> jax.Array:
+  """(width,) float32 in [0, 1): the order in which columns of equal cost are taken.
+
+  The fractional parts of ``j x (golden ratio - 1)`` spread any run of columns evenly
+  (each new column lands in the largest gap left), so equal-cost seams (a flat sky)
+  are taken across the whole run instead of from its left end.
+  """
+  j = np.arange(width, dtype=np.float64)
+  return jnp.asarray(np.mod(j * 0.6180339887498949, 1.0), jnp.float32)
+
+
+def _cheapest_columns(cost: jax.Array) -> jax.Array:
+  """Column indices of ``cost`` (w,), cheapest first, equal costs in
+  :func:`tie_priority` order."""
+  return jnp.lexsort((tie_priority(cost.shape[0]), cost)).astype(jnp.int32)
 
 
 def cumulative_energy(energy: jax.Array, costs: StepCosts | None = None
@@ -66,10 +87,14 @@ def cumulative_energy(energy: jax.Array, costs: StepCosts | None = None
     from_left = jnp.concatenate([inf_col, m_prev[:-1]]) + c_l
     from_up = m_prev + c_u
     from_right = jnp.concatenate([m_prev[1:], inf_col]) + c_r
-    cand = jnp.stack([from_left, from_up, from_right])
+    # "up" first: an exact tie (flat regions; ReLU features are exactly 0 over large
+    # areas) keeps the seam straight. With "left" first every tie moved the seam one
+    # column left per row, so seams through flat areas ran diagonally into the left
+    # border and the parallel seams of a pass tore a diagonal band out of the image.
+    cand = jnp.stack([from_up, from_left, from_right])
     best = jnp.argmin(cand, axis=0)
     m = e_row + jnp.min(cand, axis=0)
-    return m, (m, best.astype(jnp.int32) - 1)
+    return m, (m, jnp.asarray(_STEP_OFFSETS)[best])
 
   m0 = e[0]
   _, (m_rest, choice_rest) = jax.lax.scan(
@@ -81,7 +106,9 @@ def cumulative_energy(energy: jax.Array, costs: StepCosts | None = None
 
 def backtrack(m_all: jax.Array, choice: jax.Array) -> jax.Array:
   """The minimal seam (h,) int32 ending at argmin of the last row of M."""
-  last = jnp.argmin(m_all[-1]).astype(jnp.int32)
+  end = m_all[-1]
+  last = jnp.argmin(jnp.where(end == jnp.min(end), tie_priority(end.shape[0]), 2.0))
+  last = last.astype(jnp.int32)
 
   def step(j, choice_row):
     return j + choice_row[j], j
@@ -315,7 +342,7 @@ def find_seams(energy: jax.Array, num: jax.Array, batch: int,
   valid_width = jnp.sum(jnp.isfinite(energy[0]).astype(jnp.int32))
   m_all, choice = cumulative_energy(energy, costs)
   rank = jnp.arange(batch, dtype=jnp.int32)
-  cheapest = jnp.argsort(m_all[-1])[:batch].astype(jnp.int32)
+  cheapest = _cheapest_columns(m_all[-1])[:batch]
   active_by_cost = rank < num
   if limit is not None:  # paths through forbidden positions are never taken
     active_by_cost = active_by_cost & (m_all[-1][cheapest] < limit)

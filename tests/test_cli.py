@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dnr_jax import config
 from dnr_jax import weights as weights_lib
 
 
@@ -68,8 +69,11 @@ def test_alternatives_name_the_chosen_operator_in_the_report(setup):
   assert code == 0, err
   report = json.loads((d / "alt.json").read_text())
   scores, lost = report["operator_semantic_scores"], report["operator_completeness"]
-  assert set(scores) == set(lost) == {"crop+warp", "crop", "seams"}
-  merit = {n: scores[n] - 40.0 * lost[n] for n in scores}  # --alternative_completeness_weight
+  torn = report["operator_fine_coherence"]
+  assert set(scores) == set(lost) == set(torn) == {"crop+warp", "crop", "seams"}
+  op = config.OperatorConfig()  # the weights' defaults
+  merit = {n: scores[n] - op.alternative_completeness_weight * lost[n]
+           - op.alternative_fine_coherence_weight * torn[n] for n in scores}
   assert report["operator"] == max(merit, key=merit.get)
   # --alternatives= (empty, the default) turns the choice off
   code, _, err = run(f"--input={img}", f"--output={d}/one.png", "--width_ratio=0.5",

@@ -464,6 +464,8 @@ def test_inputs_matrix(env, kind, code, pattern):
     (["--width_ratio=0.8", "--seams_deep_weight=-1"], "seams_deep_weight"),
     (["--width_ratio=0.8", "--alternative_completeness_weight=-1"],
      "alternative_completeness_weight"),
+    (["--width_ratio=0.8", "--alternative_fine_coherence_weight=-1"],
+     "alternative_fine_coherence_weight"),
     (["--width_ratio=0.8", "--layers=block9_conv9"], "unknown vgg19 layer"),
     (["--width_ratio=0.8", "--output={d}/o.xyz"], "unknown image file extension"),
 ])

@@ -93,3 +93,31 @@ def test_traceable_completeness_is_the_completeness_half_and_sees_a_cut_object(s
         pytest.approx(expect, rel=1e-4, abs=1e-7)
   lost = lambda o: float(traced(jnp.asarray(o, jnp.float32), jnp.asarray(base, jnp.float32)))  # noqa: E731
   assert lost(no_red) > 10 * max(lost(one_blue), 1e-5)
+
+
+@pytest.mark.parametrize("axis", [1, 0])
+def test_traceable_fine_coherence_is_the_fine_half_and_sees_a_torn_object(small_photo, axis):
+  """``metrics.fine_coherence`` (usable under jit and vmap) equals the ``fine_coherence``
+  of :func:`metrics.fine_similarity` (band along rows for a width change, along
+  columns for a height change); an object torn into a jagged step (its rows shifted
+  against each other, as seams through it leave it) raises it far above removing a
+  twin of something that stays."""
+  base = np.full((96, 144, 3), 120, np.uint8)
+  base[24:72, 12:40] = (230, 40, 40)    # a red block
+  base[30:60, 86:102] = (40, 40, 230)   # a blue block ...
+  base[30:60, 116:132] = (40, 40, 230)  # ... and its twin
+  one_blue = np.delete(base, np.s_[110:134], axis=1)  # 120 wide: the twin carved out
+  torn = np.delete(base, np.s_[110:134], axis=1)
+  for y in range(24, 72, 8):  # the red block's rows shifted in steps of 6 px
+    torn[y:y + 4] = np.roll(torn[y:y + 4], 6 * ((y // 8) % 3), axis=1)
+  pairs = [(one_blue, base), (torn, base), (small_photo[:, :48], small_photo)]
+  if axis == 0:
+    pairs = [(np.ascontiguousarray(o.transpose(1, 0, 2)),
+              np.ascontiguousarray(i.transpose(1, 0, 2))) for o, i in pairs]
+  traced = jax.jit(metrics.fine_coherence)
+  got = []
+  for out, orig in pairs:
+    expect = metrics.fine_similarity(out, orig)["fine_coherence"]
+    got.append(float(traced(jnp.asarray(out, jnp.float32), jnp.asarray(orig, jnp.float32))))
+    assert got[-1] == pytest.approx(expect, rel=1e-4, abs=1e-7)
+  assert got[1] > 10 * max(got[0], 1e-5)

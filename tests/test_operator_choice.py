@@ -89,6 +89,9 @@ def test_the_plan_kept_is_the_candidate_whose_image_keeps_the_most_deep_features
     lost = float(metrics.completeness(alone[name].init, image))
     assert float(prep.operator_completeness[i]) == pytest.approx(lost, rel=1e-3), name
     assert np.asarray(alone[name].operator_completeness).tolist() == [0.0]
+    torn = float(metrics.fine_coherence(alone[name].init, image))
+    assert float(prep.operator_fine_coherence[i]) == pytest.approx(torn, rel=1e-3), name
+    assert np.asarray(alone[name].operator_fine_coherence).tolist() == [0.0]
   best = int(np.argmax(np.asarray(prep.operator_scores)))
   assert int(prep.operator) == best
   chosen = alone[cands[best][0]]
@@ -177,6 +180,37 @@ def test_completeness_weight_charges_each_candidate_for_the_patches_it_lost(
   assert len(chosen) > 1 or int(np.argmax(scores - handicap)) == int(np.argmin(lost))
 
 
+def test_fine_coherence_weight_charges_each_candidate_for_what_it_invented(
+    random_weights, small_photo):
+  """``alternative_fine_coherence_weight`` v (beside the completeness weight w): the kept
+  candidate maximises its semantic score - w x completeness - v x fine coherence (minus
+  the margin for an alternative); the reported values do not depend on v, and a large v
+  keeps the candidate whose image invented the least at half size."""
+  image = jnp.asarray(_wide(small_photo), jnp.float32)
+  out_hw = (64, 128)
+  base = dataclasses.replace(BOTH, alternative_steps=0, alternative_margin=0.005,
+                             alternative_completeness_weight=10.0)
+  run = lambda v: pipeline.prepare(random_weights, image, out_hw, config.RetargetConfig(  # noqa: E731
+      operator=dataclasses.replace(base, alternative_fine_coherence_weight=v),
+      reconstruction=NO_STEPS))
+  free = run(0.0)
+  scores, lost = np.asarray(free.operator_scores), np.asarray(free.operator_completeness)
+  torn = np.asarray(free.operator_fine_coherence)
+  assert np.all(torn > 0) and len(set(torn.round(7))) > 1
+  handicap = np.where(np.arange(3) > 0, 0.005, 0.0)
+  chosen = set()
+  for v in (0.0, 10.0, 100.0, 1e5):
+    prep = run(v)
+    np.testing.assert_allclose(np.asarray(prep.operator_fine_coherence), torn, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(prep.operator_scores), scores, rtol=1e-5)
+    merit = scores - 10.0 * lost - v * torn - handicap
+    assert int(prep.operator) == int(np.argmax(merit)), (v, scores, lost, torn)
+    chosen.add(int(prep.operator))
+  assert int(run(1e5).operator) == int(np.argmin(torn))
+  assert len(chosen) > 1 or int(np.argmax(scores - 10.0 * lost - handicap)) == int(
+      np.argmin(torn))
+
+
 @pytest.mark.parametrize("bad", [-0.1, 1.5])
 def test_alternative_margin_is_a_share_of_the_score(bad):
   with pytest.raises(ValueError, match="alternative_margin"):
@@ -187,15 +221,16 @@ def test_the_result_names_the_operator_and_each_candidates_score(random_weights,
   image = _wide(small_photo)
   cfg = config.RetargetConfig(operator=BOTH, reconstruction=NO_STEPS)
   res = pipeline.retarget(random_weights, image, (64, 128), cfg)
-  assert set(res.operator_scores) == set(res.operator_completeness) == {
-      "crop+warp", "crop", "seams"}
+  assert set(res.operator_scores) == set(res.operator_completeness) == set(
+      res.operator_fine_coherence) == {"crop+warp", "crop", "seams"}
   merit = {n: res.operator_scores[n] - BOTH.alternative_completeness_weight *
-           res.operator_completeness[n] for n in res.operator_scores}
+           res.operator_completeness[n] - BOTH.alternative_fine_coherence_weight *
+           res.operator_fine_coherence[n] for n in res.operator_scores}
   assert res.operator == max(merit, key=merit.get)
   alone = pipeline.retarget(random_weights, image, (64, 128), dataclasses.replace(
       cfg, operator=config.OperatorConfig(alternatives=())))
   assert alone.operator == "crop+warp" and alone.operator_scores == {}
-  assert alone.operator_completeness == {}
+  assert alone.operator_completeness == {} and alone.operator_fine_coherence == {}
 
 
 def test_the_chosen_plan_lifts_to_full_resolution_like_the_same_operator_alone(

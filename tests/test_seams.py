@@ -200,3 +200,29 @@ def test_feature_forward_energy_keeps_seams_off_an_object_boundary():
   assert on_boundary(alone)
   assert not on_boundary(forward)
   assert int(forward.num_removed) == 2
+
+
+def test_seams_through_a_flat_region_run_straight_and_spread_over_it():
+  """Exact ties (a flat sky; ReLU features are exactly 0 over large areas) keep a seam
+  straight and spread the seams of one pass over the whole flat run. With ties broken
+  towards the left, each seam drifted one column left per row into the left border,
+  and a pass's parallel seams tore a diagonal band out of the image."""
+  h, w = 40, 64
+  e = np.zeros((h, w), np.float32)
+  e[:, 28:36] = 5.0  # an object in the middle of a flat field
+  seam, cost = seams.find_seam(jnp.asarray(e))
+  seam = np.asarray(seam)
+  assert float(cost) == 0.0 and np.all(seam == seam[0])  # straight, in the flat field
+  paths, active = seams.find_seams(jnp.asarray(e), jnp.int32(8), 8)
+  paths, active = np.asarray(paths), np.asarray(active)
+  assert active.all()
+  assert np.all(paths == paths[:1])  # every seam of the pass is straight
+  cols = paths[0]
+  assert np.all(e[0, cols] == 0.0)  # none through the object
+  left, right = np.sum(cols < 28), np.sum(cols >= 36)
+  assert left >= 2 and right >= 2, cols  # taken from both sides of it, not one end
+  assert np.min(np.diff(np.sort(cols))) > 1  # spread out, not a band of neighbours
+  res = seams.carve_batched(jnp.asarray(e), 16, 16, seams.fixed_energy_fn, 8)
+  mask = np.asarray(seams.removed_mask(res, w))
+  assert np.all(mask == mask[:1])  # whole columns: nothing torn diagonally
+  assert not mask[:, 28:36].any()
