@@ -130,7 +130,7 @@ class OperatorConfig:
   # operator choice charged for what it invented"); the chosen seams also cut or smear objects
   # that the crop and warp keep whole (a coffee cup cut at the border, the motorcycle's
   # seat carved at 50%, smudges beside the china pagoda, 1-2 px colour lines along
-  # boundaries), and a 640x480 photo takes 19 s and 2.7 GB against 10 s and 1.3 GB.
+  # boundaries), and a 640x480 photo takes 20 s and 2.8 GB against 10 s and 1.3 GB.
   alternatives: tuple[str, ...] = ()
   # Eq. 4 steps (the reconstruction's loss and learning rate) each candidate's pixel map
   # runs before it is scored: the raw pixel map of the seams scores their tears as deep

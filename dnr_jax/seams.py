@@ -87,10 +87,10 @@ def cumulative_energy(energy: jax.Array, costs: StepCosts | None = None
     from_left = jnp.concatenate([inf_col, m_prev[:-1]]) + c_l
     from_up = m_prev + c_u
     from_right = jnp.concatenate([m_prev[1:], inf_col]) + c_r
-    # "up" first: an exact tie (flat regions; ReLU features are exactly 0 over large
-    # areas) keeps the seam straight. With "left" first every tie moved the seam one
-    # column left per row, so seams through flat areas ran diagonally into the left
-    # border and the parallel seams of a pass tore a diagonal band out of the image.
+    # "up" first: an exact tie (a flat colour, as in graphics or a clipped sky) keeps
+    # the seam straight. With "left" first every tie moved the seam one column left per
+    # row, so seams through a flat area ran diagonally into the left border (rare on
+    # photos: the diagonal tears of the seams there have another cause, RESULTS).
     cand = jnp.stack([from_up, from_left, from_right])
     best = jnp.argmin(cand, axis=0)
     m = e_row + jnp.min(cand, axis=0)

@@ -153,62 +153,40 @@ def test_an_alternative_must_win_by_the_margin(random_weights, small_photo):
   assert int(run(1.0).operator) == 0  # nothing beats the configured operator by 1
 
 
-def test_completeness_weight_charges_each_candidate_for_the_patches_it_lost(
-    random_weights, small_photo):
-  """``alternative_completeness_weight`` w: the kept candidate maximises its semantic
-  score minus w x its image's completeness (minus the margin for an alternative); the
-  reported scores and completeness do not depend on w. A large w keeps the candidate
-  that lost the least of the image."""
-  image = jnp.asarray(_wide(small_photo), jnp.float32)
-  out_hw = (64, 128)
-  base = dataclasses.replace(BOTH, alternative_steps=0, alternative_margin=0.005)
-  run = lambda w: pipeline.prepare(random_weights, image, out_hw, config.RetargetConfig(  # noqa: E731
-      operator=dataclasses.replace(base, alternative_completeness_weight=w),
-      reconstruction=NO_STEPS))
-  free = run(0.0)
-  scores, lost = np.asarray(free.operator_scores), np.asarray(free.operator_completeness)
-  assert np.all(lost > 0) and len(set(lost.round(7))) > 1  # (crop+warp may be the crop here)
-  handicap = np.where(np.arange(3) > 0, 0.005, 0.0)
-  chosen = set()
-  for w in (0.0, 10.0, 100.0, 1e5):
-    prep = run(w)
-    np.testing.assert_allclose(np.asarray(prep.operator_scores), scores, rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(prep.operator_completeness), lost, rtol=1e-5)
-    assert int(prep.operator) == int(np.argmax(scores - w * lost - handicap)), (w, scores, lost)
-    chosen.add(int(prep.operator))
-  assert int(run(1e5).operator) == int(np.argmin(lost))
-  assert len(chosen) > 1 or int(np.argmax(scores - handicap)) == int(np.argmin(lost))
-
-
-def test_fine_coherence_weight_charges_each_candidate_for_what_it_invented(
-    random_weights, small_photo):
-  """``alternative_fine_coherence_weight`` v (beside the completeness weight w): the kept
+@pytest.mark.parametrize("charged", ["completeness", "fine_coherence"])
+def test_each_charge_weight_costs_each_candidate_its_measure(random_weights, small_photo,
+                                                             charged):
+  """``alternative_completeness_weight`` w (what the image lost) and
+  ``alternative_fine_coherence_weight`` v (what it invented at half size): the kept
   candidate maximises its semantic score - w x completeness - v x fine coherence (minus
-  the margin for an alternative); the reported values do not depend on v, and a large v
-  keeps the candidate whose image invented the least at half size."""
+  the margin for an alternative); the reported values do not depend on the weights, and
+  a huge weight keeps the candidate least charged by its measure."""
   image = jnp.asarray(_wide(small_photo), jnp.float32)
   out_hw = (64, 128)
   base = dataclasses.replace(BOTH, alternative_steps=0, alternative_margin=0.005,
-                             alternative_completeness_weight=10.0)
-  run = lambda v: pipeline.prepare(random_weights, image, out_hw, config.RetargetConfig(  # noqa: E731
-      operator=dataclasses.replace(base, alternative_fine_coherence_weight=v),
-      reconstruction=NO_STEPS))
+                             alternative_completeness_weight=10.0,
+                             alternative_fine_coherence_weight=10.0)
+  field = f"alternative_{charged}_weight"
+  run = lambda x: pipeline.prepare(random_weights, image, out_hw, config.RetargetConfig(  # noqa: E731
+      operator=dataclasses.replace(base, **{field: x}), reconstruction=NO_STEPS))
   free = run(0.0)
   scores, lost = np.asarray(free.operator_scores), np.asarray(free.operator_completeness)
   torn = np.asarray(free.operator_fine_coherence)
-  assert np.all(torn > 0) and len(set(torn.round(7))) > 1
+  measure = lost if charged == "completeness" else torn
+  assert np.all(measure > 0) and len(set(measure.round(7))) > 1
   handicap = np.where(np.arange(3) > 0, 0.005, 0.0)
+  merit = lambda x: (scores - 10.0 * lost - 10.0 * torn - handicap  # noqa: E731
+                     - (x - 10.0) * measure)
   chosen = set()
-  for v in (0.0, 10.0, 100.0, 1e5):
-    prep = run(v)
-    np.testing.assert_allclose(np.asarray(prep.operator_fine_coherence), torn, rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(prep.operator_scores), scores, rtol=1e-5)
-    merit = scores - 10.0 * lost - v * torn - handicap
-    assert int(prep.operator) == int(np.argmax(merit)), (v, scores, lost, torn)
+  for x in (0.0, 10.0, 100.0, 1e5):
+    prep = run(x)
+    for got, want in ((prep.operator_scores, scores), (prep.operator_completeness, lost),
+                      (prep.operator_fine_coherence, torn)):
+      np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5)
+    assert int(prep.operator) == int(np.argmax(merit(x))), (x, scores, lost, torn)
     chosen.add(int(prep.operator))
-  assert int(run(1e5).operator) == int(np.argmin(torn))
-  assert len(chosen) > 1 or int(np.argmax(scores - 10.0 * lost - handicap)) == int(
-      np.argmin(torn))
+  assert int(run(1e5).operator) == int(np.argmin(measure))
+  assert len(chosen) > 1 or int(np.argmax(merit(0.0))) == int(np.argmin(measure))
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5])
