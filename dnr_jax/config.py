@@ -38,7 +38,7 @@ def check_whole(name: str, value, lo: int) -> None:
 AXIS_ORDERS = ("auto", "width_first", "height_first")
 CROP_REMAINDERS = ("seams", "global_stop", "warp")
 CROP_CHOICES = ("semantic", "importance")
-ALTERNATIVES = ("crop", "seams")
+ALTERNATIVES = ("crop", "seams", "warp")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,29 +113,32 @@ class OperatorConfig:
   # Other operators planned beside this one for a one-axis shrink without masks
   # (deep_carving.candidate_operators); the plan whose image keeps the most of the
   # image's deep features wins (Eq. 5, pipeline._chosen_plan; less
-  # ``alternative_completeness_weight`` x what it lost of the image's patches), as
-  # ``axis_order`` "auto" picks the order. "crop": the crop window alone (crop_share 1, chosen as
+  # ``alternative_completeness_weight`` x what it lost of the image's patches and
+  # ``alternative_fine_coherence_weight`` x what it invented), as ``axis_order`` "auto"
+  # picks the order. "crop": the crop window alone (crop_share 1, chosen as
   # ``crop_choice`` says; the warp takes the remainder below the deepest layer's
-  # stride); "seams": the paper's hierarchical feature-space seams (Eq. 1-2) carve the
-  # whole shrink (crop_share 0, percentile 100, deep_weight ``seams_deep_weight``).
-  # Empty (the default): this operator alone. ("crop", "seams") (docs/RESULTS.md, "The
-  # operator choice with the seams guarded by the deep layers"): on the 41 RetargetMe dev
-  # sets SS 0.856 against 0.838 at 75% width, 0.656 against 0.646 at 50%, 0.903 against
-  # 0.879 at 75% height; on the test half 0.844 at 75% width (the multi-operator 0.828),
-  # 0.642 at 50%, 0.881 at 75% height (seam carving 0.872); package photos 0.926 / 0.738
-  # against 0.869 / 0.711 (all before ``alternative_completeness_weight``, i.e. with 0).
-  # Not the default: its SS gain is the seams', and by eye the seams it keeps tear most
-  # of those photos (on the dev half 10 of 14 with no charges, 7 of 13 with them:
+  # stride); "warp": Eq. 3's warp alone over the whole image (crop_share 0, no seams):
+  # nothing is cut, the least important columns are squeezed most; "seams": the paper's
+  # hierarchical feature-space seams (Eq. 1-2) carve the whole shrink (crop_share 0,
+  # percentile 100, deep_weight ``seams_deep_weight``).
+  # ("warp",), the default since 2026-11-27 (docs/RESULTS.md, "The warp alone as a
+  # candidate"): on the 41 RetargetMe dev sets SS 0.846 against 0.838 at 75% width
+  # (coherence 1.04 against 0.83; shift-maps' 1.12), 0.651 against 0.646 at 50%,
+  # 75% height unchanged; it never cuts or tears: where it wins it keeps what the crop
+  # cuts (an eagle's wing, the car beside a vintage car) and squeezes the background;
+  # ~1 s and ~0.4 GB more per 640x480 photo (no audition steps: nothing to smooth).
+  # ("crop", "warp"): 0.846 / 0.656, ~3 s more. ("crop", "seams") scored 0.852 / 0.651
+  # but, by eye, the seams it keeps tear most of those photos (on the dev half 7 of 13:
   # diagonal tears across streets and altars, jagged left borders; docs/RESULTS.md, "The
-  # operator choice charged for what it invented"); the chosen seams also cut or smear objects
-  # that the crop and warp keep whole (a coffee cup cut at the border, the motorcycle's
-  # seat carved at 50%, smudges beside the china pagoda, 1-2 px colour lines along
-  # boundaries), and a 640x480 photo takes 20 s and 2.8 GB against 10 s and 1.3 GB.
-  alternatives: tuple[str, ...] = ()
+  # operator choice charged for what it invented"), at 20 s and 2.8 GB a photo; with
+  # seams, ``alternative_fine_coherence_weight`` 150 measured best. Empty: this operator
+  # alone.
+  alternatives: tuple[str, ...] = ("warp",)
   # Eq. 4 steps (the reconstruction's loss and learning rate) each candidate's pixel map
-  # runs before it is scored: the raw pixel map of the seams scores their tears as deep
-  # content (on the dev half it picked the seams on all 4 height sets, each then lower).
-  # 0 = score the pixel maps as they are.
+  # runs before it is scored when any candidate carves seams: the raw pixel map of the
+  # seams scores their tears as deep content (on the dev half it picked the seams on
+  # all 4 height sets, each then lower). A choice among resamplings (crop, warp) scores
+  # the pixel maps as they are. 0 = always as they are.
   alternative_steps: int = 10
   # How much higher (in semantic score) an alternative's image must score than the
   # configured operator's to be chosen: near ties go to the configured operator, whose
@@ -162,14 +165,15 @@ class OperatorConfig:
   alternative_completeness_weight: float = 40.0
   # Subtracted from each candidate's semantic score per unit of its audition image's
   # fine coherence (metrics.fine_coherence: its patches' distance to the input's nearest
-  # within a band, at half size, ~0.0001-0.003 on photos): what the image invented, such
-  # as an object torn by the seams into a jagged step, too fine for the 96-px
-  # completeness. 150 by the dev half (docs/RESULTS.md, "The operator choice charged for
-  # what it invented"): SS 0.852 / 0.651 / 0.906 at 75% / 50% width / 75% height against
-  # 0.854 / 0.655 / 0.906 with 0, coherence 0.81 / 0.92 against 0.84 / 1.19; of the
-  # seams it keeps, 7 torn and 6 clean by eye (10 and 4 with 0); 100 plans the same on
-  # all 41 sets, the package photos chose 150 (a smeared suit at 50%).
-  alternative_fine_coherence_weight: float = 150.0
+  # within a band, at half size, ~0.0001-0.003 on photos): what the image invented, a
+  # squeezed texture or an object torn by seams into a jagged step, too fine for the
+  # 96-px completeness. 25 for the warp by the dev half (docs/RESULTS.md, "The warp
+  # alone as a candidate"): 10 keeps the warp where it squeezes a busy scene (coherence
+  # 1.24 at 75% width for SS +0.002), 40 turns it away from most of the photos where it
+  # keeps more (SS 0.842); 20-30 choose alike. For ("crop", "seams") 150
+  # measured best (docs/RESULTS.md, "The operator choice charged for what it
+  # invented").
+  alternative_fine_coherence_weight: float = 25.0
 
   def __post_init__(self):
     check_range("forward_weight", self.forward_weight, 0.0)

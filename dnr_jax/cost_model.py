@@ -105,12 +105,14 @@ def estimate(image_hw: tuple[int, int], out_hw: tuple[int, int],
   # phase's memory grows too (measured on a 640x480 photo, 2026-11-27: peak RSS 2.67 GB
   # with two alternatives against 1.28 GB with none, ~2300 bytes per working pixel per
   # alternative; on a 12 MP photo 2.68 GB; the device term is not measured on a GPU).
-  k = len(deep_carving.candidate_operators(cfg.operator, s.work, s.work_out))
+  cands = deep_carving.candidate_operators(cfg.operator, s.work, s.work_out)
+  k = len(cands)
   if k > 1:
+    audition = any(deep_carving.carves_seams(op, s.work, s.work_out) for _, op in cands)
     seconds["prepare"] += ((k - 1) * (_PREPARE_S_PER_WORK_PX * work_px
                                       + _PREPARE_S_PER_WORK_PX_SEAM * work_px * seams)
-                           + k * cfg.operator.alternative_steps * _RECON_S_PER_OUT_PX_STEP
-                           * work_out_px)
+                           + k * cfg.operator.alternative_steps * audition
+                           * _RECON_S_PER_OUT_PX_STEP * work_out_px)
   rss = (_BASE_RSS + _RSS_PER_FULL_PX * (full_px + out_px)
          + (_RSS_PER_WORK_PX + _RSS_PER_WORK_PX_ALTERNATIVE * (k - 1)) * work_px)
   device = _DEVICE_PER_WORK_PX * work_px * k + 16.0 * (full_px + out_px)

@@ -160,7 +160,9 @@ def candidate_operators(cfg: OperatorConfig, image_hw: tuple[int, int],
   layer's stride) and "seams" (crop_share 0, percentile 100: the hierarchical
   feature-space seams of Eq. 1-2 carve the whole shrink, the warp has nothing left;
   deep_weight ``cfg.seams_deep_weight``: the deeper layers' importance steers each
-  shallower layer's seams away from what they found, beside Eq. 2's damping).
+  shallower layer's seams away from what they found, beside Eq. 2's damping) and
+  "warp" (crop_share 0, no seams: Eq. 3's warp alone resizes the whole image, each
+  column cell by its importance; it never cuts or tears, it squeezes).
   The pipeline keeps the plan whose pixel map keeps the most deep features (Eq. 5).
   Otherwise (enlarging, both axes, masks, no alternatives): ``cfg`` alone. The
   configured operator is named by what it does to these sizes: "crop+warp" (or
@@ -179,8 +181,18 @@ def candidate_operators(cfg: OperatorConfig, image_hw: tuple[int, int],
                                   crop_remainder="warp"),
       "seams": dataclasses.replace(own, crop_share=0.0, percentile=100.0,
                                    percentile_growth=0.0, deep_weight=cfg.seams_deep_weight),
+      "warp": dataclasses.replace(own, crop_share=0.0, crop_share_growth=0.0, use_seams=False),
   }
   return ((name, own), *((a, variants[a]) for a in cfg.alternatives))
+
+
+def carves_seams(cfg: OperatorConfig, image_hw: tuple[int, int], out_hw: tuple[int, int],
+                 arch: str = "vgg19", masked: bool = False) -> bool:
+  """Whether the operator removes or inserts seams for these sizes (static): False for
+  a resampling of the image (a crop and/or Eq. 3's warp), whose pixel map has no tears."""
+  if not cfg.use_seams:
+    return False
+  return crop_size(cfg, image_hw, out_hw, arch, masked)[1] == 0 or cfg.crop_remainder != "warp"
 
 
 def crop_window_scores(profile_map: jax.Array, width: int, crop: int, step: int,

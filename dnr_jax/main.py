@@ -122,15 +122,16 @@ flags.DEFINE_integer("crop_candidates", _D.operator.crop_candidates,
 flags.DEFINE_list("alternatives", list(_D.operator.alternatives),
                   "Other operators planned beside the configured one for a one-axis shrink "
                   "without masks; the plan whose image keeps the most deep features (Eq. 5) "
-                  "wins: crop (the crop window alone), seams (the paper's feature-space "
-                  "seams carve the whole shrink, guarded by --seams_deep_weight). Empty "
-                  "(the default) = the configured operator alone. crop,seams: a higher "
-                  "semantic score on RetargetMe and the package photos, ~2x the time and "
-                  "memory, and the seams can cut or smear an object (docs/RESULTS.md).")
+                  "wins: crop (the crop window alone), warp (Eq. 3's warp alone: nothing "
+                  "cut, the least important columns squeezed), seams (the paper's "
+                  "feature-space seams carve the whole shrink, guarded by "
+                  "--seams_deep_weight; they can tear a photo, docs/RESULTS.md). The "
+                  "default, warp, costs ~1 s and ~0.4 GB per 640x480 photo; crop,warp "
+                  "~3 s; empty = the configured operator alone.")
 flags.DEFINE_integer("alternative_steps", _D.operator.alternative_steps,
                      "Eq. 4 steps each candidate operator's image runs before it is "
-                     "scored (0 = score the raw pixel maps; a seams image's tears then "
-                     "count as content).")
+                     "scored when a candidate carves seams (0 = score the raw pixel maps; "
+                     "a seams image's tears then count as content).")
 flags.DEFINE_float("alternative_margin", _D.operator.alternative_margin,
                    "How much higher (semantic score, 0..1) an alternative's image must "
                    "score than the configured operator's to be chosen.")

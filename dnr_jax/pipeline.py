@@ -284,9 +284,11 @@ def _chosen_plan(weights, image, out_hw, operator: OperatorConfig, loss_layers,
   operator; ``scores``, ``lost`` and ``torn`` (k,) hold each candidate's. Each
   candidate's image is its pixel map applied to the image (the reconstruction's
   starting point) after ``operator.alternative_steps`` steps of
-  Eq. 4 (all candidates as one vmapped batch): a seams image's tears raise its deep
-  energy, which the reconstruction then smooths away (on RetargetMe the raw pixel map
-  picked the seams where they ended lower). Eq. 5 is also the criterion of
+  Eq. 4 (all candidates as one vmapped batch) when any candidate carves seams
+  (:func:`deep_carving.carves_seams`): a seams image's tears raise its deep energy,
+  which the reconstruction then smooths away (on RetargetMe the raw pixel map picked
+  the seams where they ended lower). A choice among resamplings (crop, warp) scores
+  the raw pixel maps: on the RetargetMe dev half it chose as well without the steps. Eq. 5 is also the criterion of
   :func:`choose_order` and the semantic crop. All plans are built (static shapes: one
   executable, vmappable); cost per alternative: a plan, the audition steps, a forward
   pass of an output-size image, a completeness at 96 px high (~0.07 s at 640x480), a
@@ -307,7 +309,9 @@ def _chosen_plan(weights, image, out_hw, operator: OperatorConfig, loss_layers,
   plans = [_deep_plan(weights, image, out_hw, op, keep, remove, feats) for _, op in cands]
   shallow = layers[0]
   pictures = jnp.stack([deep_carving.apply_plan_to_layer(image, p, shallow) for p in plans])
-  if operator.alternative_steps:
+  if operator.alternative_steps and any(
+      deep_carving.carves_seams(op, image.shape[:2], out_hw, weights.arch, masked)
+      for _, op in cands):
     lossy = tuple(l for l, lam in loss_layers if lam > 0)
     targets = {l: jnp.stack([p.targets[l] for p in plans]) for l in lossy}
 

@@ -39,7 +39,7 @@ def test_flagfile_run_writes_output_report_and_debug(setup):
   flagfile.write_text(f"--input={img}\n--output={d}/out.png\n--width_ratio=0.75\n"
                       f"--vgg_weights={wpath}\n--steps=3\n--chunk=3\n--refine_steps=2\n"
                       f"--save_debug\n--report={d}/report.json\n--noprogress\n"
-                      "--alternatives=\n")  # (empty, the default: the configured operator)
+                      "--alternatives=\n")  # (empty: the configured operator alone)
   code, _, err = run(f"--flagfile={flagfile}")
   assert code == 0, err
   first = err.splitlines()[0]
@@ -75,7 +75,15 @@ def test_alternatives_name_the_chosen_operator_in_the_report(setup):
   merit = {n: scores[n] - op.alternative_completeness_weight * lost[n]
            - op.alternative_fine_coherence_weight * torn[n] for n in scores}
   assert report["operator"] == max(merit, key=merit.get)
-  # --alternatives= (empty, the default) turns the choice off
+  # by default the warp alone is auditioned beside crop+warp
+  code, _, err = run(f"--input={img}", f"--output={d}/dflt.png", "--width_ratio=0.5",
+                     f"--vgg_weights={wpath}", "--steps=1", "--chunk=1", "--noprogress",
+                     f"--report={d}/dflt.json")
+  assert code == 0, err
+  report = json.loads((d / "dflt.json").read_text())
+  assert set(report["operator_semantic_scores"]) == {"crop+warp", "warp"}
+  assert report["operator"] in report["operator_semantic_scores"]
+  # --alternatives= (empty) turns the choice off
   code, _, err = run(f"--input={img}", f"--output={d}/one.png", "--width_ratio=0.5",
                      "--alternatives=", f"--vgg_weights={wpath}", "--steps=1", "--chunk=1",
                      "--noprogress", f"--report={d}/one.json")

@@ -44,11 +44,16 @@ def test_alternatives_are_planned_only_for_a_one_axis_shrink_without_masks():
   assert cands["seams"].deep_weight == op.seams_deep_weight == 4.0
   assert cands["crop+warp"].deep_weight == op.deep_weight == 0.0  # the others' own
   assert all(c.alternatives == () for c in cands.values())
+  warp = dict(deep_carving.candidate_operators(
+      dataclasses.replace(op, alternatives=("crop", "warp")), (100, 200), (100, 150)))
+  assert list(warp) == ["crop+warp", "crop", "warp"]
+  assert warp["warp"].crop_share == 0.0 and not warp["warp"].use_seams
+  assert deep_carving.crop_size(warp["warp"], (100, 200), (100, 150))[1] == 0
   only = config.OperatorConfig(alternatives=("seams",), crop_share=0.0)
   assert [n for n, _ in deep_carving.candidate_operators(only, (100, 200), (100, 150))] == [
       "seams+warp", "seams"]
-  assert len(deep_carving.candidate_operators(config.OperatorConfig(),  # the default
-                                              (100, 200), (100, 150))) == 1
+  assert [n for n, _ in deep_carving.candidate_operators(  # the default: no seams
+      config.OperatorConfig(), (100, 200), (100, 150))] == ["crop+warp", "warp"]
 
 
 @pytest.mark.parametrize("bad", [("bogus",), ("crop", "crop"), ["crop"], "crop"])
@@ -132,6 +137,38 @@ def test_each_candidate_is_scored_after_its_audition_steps_of_eq4(random_weights
     moved |= abs(float(raw.operator_scores[i]) - score) > 1e-4
   assert moved  # the steps changed the scores: the test would see them skipped
   assert int(prep.operator) == int(np.argmax(np.asarray(prep.operator_scores)))
+
+
+def test_a_choice_among_resamplings_scores_the_raw_pixel_maps(random_weights, small_photo):
+  """With only a crop and the warp (no candidate carves seams: no tears for the audition
+  to smooth), the candidates are scored on their pixel maps as they are, whatever
+  ``alternative_steps`` says; one seams candidate brings the audition back for all."""
+  image = jnp.asarray(_wide(small_photo), jnp.float32)
+  out_hw = (64, 128)
+  op = config.OperatorConfig(alternatives=("crop", "warp"), alternative_margin=0.0)
+  cands = deep_carving.candidate_operators(op, image.shape[:2], out_hw)
+  assert [deep_carving.carves_seams(c, image.shape[:2], out_hw) for _, c in cands] == [
+      False, False, False]
+  seams = dict(deep_carving.candidate_operators(dataclasses.replace(
+      op, alternatives=("seams",)), image.shape[:2], out_hw))["seams"]
+  assert deep_carving.carves_seams(seams, image.shape[:2], out_hw)
+  assert deep_carving.carves_seams(config.OperatorConfig(crop_remainder="seams"),
+                                   image.shape[:2], out_hw)
+  run = lambda o: pipeline.prepare(random_weights, image, out_hw, config.RetargetConfig(  # noqa: E731
+      operator=o, reconstruction=NO_STEPS))
+  raw = run(dataclasses.replace(op, alternative_steps=0))
+  steps = run(dataclasses.replace(op, alternative_steps=4))
+  np.testing.assert_allclose(np.asarray(steps.operator_scores),
+                             np.asarray(raw.operator_scores), rtol=1e-6)
+  for i, (name, c) in enumerate(cands):
+    alone = pipeline.prepare(random_weights, image, out_hw, config.RetargetConfig(
+        operator=c, reconstruction=NO_STEPS))
+    score = float(metrics.semantic_score(random_weights, alone.init, image))
+    assert float(steps.operator_scores[i]) == pytest.approx(score, rel=1e-4), name
+  mixed = dataclasses.replace(op, alternatives=("crop", "warp", "seams"))
+  moved = np.asarray(run(dataclasses.replace(mixed, alternative_steps=4)).operator_scores)
+  still = np.asarray(run(dataclasses.replace(mixed, alternative_steps=0)).operator_scores)
+  assert np.max(np.abs(moved - still)) > 1e-4
 
 
 def test_an_alternative_must_win_by_the_margin(random_weights, small_photo):
@@ -238,3 +275,28 @@ def test_a_vmapped_batch_chooses_per_image_like_one_by_one(random_weights, small
     assert res.operator == one.operator and res.operator_scores == pytest.approx(
         one.operator_scores, rel=1e-5)
     assert np.abs(res.output.astype(int) - one.output).max() <= 1
+
+
+def test_the_warp_candidate_squeezes_every_row_alike_and_keeps_both_borders(random_weights,
+                                                                            small_photo):
+  """"warp": no crop and no seam at any layer; every row of every layer's column map
+  samples the same source positions, in order (nothing is cut, torn or duplicated), from
+  the first column to the last; the important columns keep more of their width."""
+  image = jnp.asarray(_wide(small_photo), jnp.float32)
+  out_hw = (64, 128)
+  op = dict(deep_carving.candidate_operators(
+      dataclasses.replace(BOTH, alternatives=("warp",)), image.shape[:2], out_hw))["warp"]
+  prep = pipeline.prepare(random_weights, image, out_hw,
+                          config.RetargetConfig(operator=op, reconstruction=NO_STEPS))
+  plan = prep.plan.width
+  assert prep.plan.height is None
+  for layer in op.layers:
+    assert int(plan.num_removed[layer]) == 0, layer
+    cm = plan.maps[layer]
+    x = np.asarray(cm.index0 + cm.weight1 * (cm.index1 - cm.index0))  # source coordinate
+    np.testing.assert_allclose(x, np.broadcast_to(x[:1], x.shape), atol=1e-5)
+    assert np.all(np.diff(x[0]) > 0), layer
+  x = np.asarray(plan.maps[op.layers[0]].index0)[0]
+  assert x[0] <= 1 and x[-1] >= image.shape[1] - 2  # both borders kept: no crop
+  widths = np.asarray(plan.cell_widths)[:int(plan.num_cells)]
+  assert widths.max() > 1.5 * widths.min()  # importance-driven, not a uniform scaling
