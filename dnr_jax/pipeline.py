@@ -288,8 +288,8 @@ def _chosen_plan(weights, image, out_hw, operator: OperatorConfig, loss_layers,
   (:func:`deep_carving.carves_seams`): a seams image's tears raise its deep energy,
   which the reconstruction then smooths away (on RetargetMe the raw pixel map picked
   the seams where they ended lower). A choice among resamplings (crop, warp) scores
-  the raw pixel maps: on the RetargetMe dev half it chose as well without the steps. Eq. 5 is also the criterion of
-  :func:`choose_order` and the semantic crop. All plans are built (static shapes: one
+  the raw pixel maps: on the RetargetMe dev half it chose about as well without the
+  steps. Eq. 5 is also the criterion of :func:`choose_order` and the semantic crop. All plans are built (static shapes: one
   executable, vmappable); cost per alternative: a plan, the audition steps, a forward
   pass of an output-size image, a completeness at 96 px high (~0.07 s at 640x480), a
   fine coherence at half size (~0.3 s; the full image's forward pass is computed once,
