@@ -538,7 +538,10 @@ def _preflight(job: Job, cfg: RetargetConfig) -> tuple[list[_Planned], list[dict
                       task.source.stem, task.output)
     if job.save_debug:
       task.debug = outputs.debug_paths(task.output, outputs.debug_names(
-          out_hw[1] != start_hw[1], out_hw[0] != start_hw[0], cfg.reconstruction.steps > 0,
+          out_hw[1] != start_hw[1], out_hw[0] != start_hw[0],
+          pipeline.reconstruction_steps(
+              pipeline.sizes((info.height, info.width), out_hw, cfg.work_size,
+                             cfg.work_multiple), cfg, bool(masks)) > 0,
           has_masks=bool(masks)))
     est = cost_model.estimate((info.height, info.width), out_hw, cfg)
     if "remove" in masks:  # two runs: the removal, then the requested size
@@ -645,7 +648,8 @@ def _groups(planned: list[_Planned], job: Job, cfg: RetargetConfig) -> list[list
     return [[p] for p in planned]
   job_sizes = [pipeline.sizes((p.info.height, p.info.width), p.out_hw, cfg.work_size,
                               cfg.work_multiple) for p in planned]
-  return [[planned[i] for i in idx] for idx in batching.plan_batches(job_sizes, job.batch_size)]
+  return [[planned[i] for i in idx]
+          for idx in batching.plan_batches(job_sizes, job.batch_size, cfg)]
 
 
 def _dry_run(planned: list[_Planned], job: Job, cfg: RetargetConfig) -> int:

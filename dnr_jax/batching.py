@@ -54,14 +54,17 @@ BATCH_AXIS = "batch"
 class BucketKey(NamedTuple):
   work: tuple[int, int]
   work_out: tuple[int, int]
+  steps: int  # the Eq. 4 steps (pipeline.reconstruction_steps: 0 for a lifted resampling)
 
 
-def bucket_key(s: pipeline.Sizes) -> BucketKey:
-  return BucketKey(tuple(s.work), tuple(s.work_out))
+def bucket_key(s: pipeline.Sizes, config: RetargetConfig = RetargetConfig()) -> BucketKey:
+  return BucketKey(tuple(s.work), tuple(s.work_out), pipeline.reconstruction_steps(s, config))
 
 
-def plan_batches(job_sizes: Sequence[pipeline.Sizes], batch_size: int) -> list[list[int]]:
-  """Indices of the jobs grouped by working shapes, split into batches of ``batch_size``.
+def plan_batches(job_sizes: Sequence[pipeline.Sizes], batch_size: int,
+                 config: RetargetConfig = RetargetConfig()) -> list[list[int]]:
+  """Indices of the jobs grouped by :func:`bucket_key` (working shapes and Eq. 4
+  steps under ``config``), split into batches of ``batch_size``.
 
   Buckets come in the order of their first job; inside a bucket the jobs keep their
   order. Deterministic, so every process of a multi-host run plans alike.
@@ -70,7 +73,7 @@ def plan_batches(job_sizes: Sequence[pipeline.Sizes], batch_size: int) -> list[l
     raise ValueError(f"batch_size must be at least 1, got {batch_size}")
   groups: dict[BucketKey, list[int]] = {}
   for i, s in enumerate(job_sizes):
-    groups.setdefault(bucket_key(s), []).append(i)
+    groups.setdefault(bucket_key(s, config), []).append(i)
   return [idx[k:k + batch_size] for idx in groups.values()
           for k in range(0, len(idx), batch_size)]
 
@@ -165,10 +168,10 @@ def retarget_batch(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
   arch = weights.arch
   job_sizes = [pipeline.validate(tuple(im.shape[:2]), tuple(o), config, arch)
                for im, o in zip(images, out_hws)]
-  keys = {bucket_key(s) for s in job_sizes}
+  keys = {bucket_key(s, config) for s in job_sizes}
   if len(keys) != 1:
-    raise ValueError(f"a batch needs one working shape, got {sorted(keys)}; group the "
-                     "images with plan_batches first")
+    raise ValueError(f"a batch needs one working shape and step count, got {sorted(keys)}; "
+                     "group the images with plan_batches first")
   key = keys.pop()
   mesh = batch_mesh() if mesh is None else mesh
   dtype = config_lib.resolve_compute_dtype(config.compute_dtype, jax.default_backend())
@@ -251,7 +254,7 @@ def retarget_batch(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
       "reconstruction",
       lambda st, k: pipeline.reconstruction_chunk_batch(rep_weights, prep.targets, st, cfg, k,
                                                         unroll),
-      init_state, cfg.reconstruction.steps,
+      init_state, key.steps,
       pipeline.final_image_batch)
   recon = pipeline.final_image_batch(state)  # host
   work_out = recon
@@ -315,7 +318,7 @@ def retarget_many(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
                for im, o in zip(images, out_hws)]
   out: list = [None] * len(images)
   mesh = batch_mesh() if mesh is None else mesh
-  for idx in plan_batches(job_sizes, batch_size):
+  for idx in plan_batches(job_sizes, batch_size, config):
     compilation.release_if_crowded()
     res = retarget_batch(weights, [images[i] for i in idx], [out_hws[i] for i in idx], config,
                          mesh, progress,

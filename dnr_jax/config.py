@@ -221,6 +221,13 @@ class ReconstructionConfig:
   learning_rate: float = 2.0
   chunk: int = 10  # steps per jitted call (the host reports progress between chunks)
   seed: int = 0
+  # Eq. 4 heals what the seams tore. When the output is lifted to full resolution from
+  # a plan without seams (a crop and/or Eq. 3's warp, deep_carving.carves_seams) and the
+  # init is "seams", the output is that pixel map on the full-size image
+  # (pipeline.reconstruction_steps: 0 steps). True runs the steps anyway: on the
+  # RetargetMe dev half (1024-px photos, lifted from 640) their upsampled correction
+  # only added a blotchy low-frequency tone drift (issue 12, docs/RESULTS.md).
+  reconstruct_resamplings: bool = False
 
   def __post_init__(self):
     if self.init not in ("linear", "seams", "noise"):

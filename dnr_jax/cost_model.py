@@ -89,10 +89,12 @@ def estimate(image_hw: tuple[int, int], out_hw: tuple[int, int],
       "decode": _DECODE_S_PER_PX * full_px,
       "prepare": compile_s + _PREPARE_S_PER_WORK_PX * work_px
                  + _PREPARE_S_PER_WORK_PX_SEAM * work_px * seams,
-      "reconstruction": (_RECON_COMPILE_S
-                         + _RECON_S_PER_OUT_PX_STEP * work_out_px * cfg.reconstruction.steps),
       "save": _SAVE_S_PER_OUT_PX * out_px,
   }
+  steps = pipeline.reconstruction_steps(s, cfg)  # 0 for a plan without seams
+  if steps:
+    seconds["reconstruction"] = (_RECON_COMPILE_S
+                                 + _RECON_S_PER_OUT_PX_STEP * work_out_px * steps)
   if cfg.refinement.steps:
     seconds["refinement"] = (_RECON_COMPILE_S
                              + 2 * _RECON_S_PER_OUT_PX_STEP * work_out_px * cfg.refinement.steps)

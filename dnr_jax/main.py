@@ -168,7 +168,13 @@ flags.DEFINE_list("loss_layers", [f"{l}:{lam:g}" for l, lam in _D.reconstruction
                   "Eq. 4 terms as layer:lambda.")
 flags.DEFINE_enum("init", _D.reconstruction.init, ["linear", "seams", "noise"],
                   "Initialisation of the reconstruction (section 4.3).")
-flags.DEFINE_integer("steps", _D.reconstruction.steps, "Adam steps of the reconstruction.")
+flags.DEFINE_integer("steps", _D.reconstruction.steps,
+                     "Adam steps of the reconstruction (Eq. 4); see --reconstruct_resamplings.")
+flags.DEFINE_bool("reconstruct_resamplings", _D.reconstruction.reconstruct_resamplings,
+                  "Run the reconstruction also for a photo above --work_size whose plan "
+                  "carves no seams (a crop and/or warp: its pixel map on the full-size "
+                  "photo is otherwise the output): slower, and on RetargetMe its "
+                  "upsampled correction only drifted the tones.")
 flags.DEFINE_float("learning_rate", _D.reconstruction.learning_rate,
                    "Adam learning rate of the reconstruction, in 0..255 pixel units.")
 flags.DEFINE_integer("chunk", _D.reconstruction.chunk, "Steps per jitted call (progress period).")
@@ -215,7 +221,7 @@ def config_from_flags() -> config.RetargetConfig:
         reconstruction=config.ReconstructionConfig(
             loss_layers=_parse_loss_layers(FLAGS.loss_layers), init=FLAGS.init,
             steps=FLAGS.steps, learning_rate=FLAGS.learning_rate, chunk=FLAGS.chunk,
-            seed=FLAGS.seed),
+            seed=FLAGS.seed, reconstruct_resamplings=FLAGS.reconstruct_resamplings),
         refinement=config.RefinementConfig(
             steps=FLAGS.refine_steps, learning_rate=FLAGS.refine_learning_rate,
             control_cell=FLAGS.refine_cell, smoothness=FLAGS.refine_smoothness,

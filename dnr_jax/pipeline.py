@@ -803,7 +803,8 @@ def _run_phases(weights: vgg.VGGWeights, image: jax.Array, out_hw: tuple[int, in
   state, recon_losses, stopped = runner.optimise(
       "reconstruction",
       lambda st, n: reconstruction_chunk(weights, prep.targets, st, cfg, n, runner.unroll),
-      reconstruction_init(prep.init, cfg), cfg.reconstruction.steps,
+      reconstruction_init(prep.init, cfg),
+      reconstruction_steps(s, cfg, keep is not None or remove is not None, weights.arch),
       lambda st: finish(final_image(st)))
   recon = final_image(state)
   work_out, refine_losses = recon, []
@@ -1138,6 +1139,32 @@ def _per_operator(names, values) -> dict:
   if names is None or len(names) < 2:
     return {}
   return dict(zip(names, (float(x) for x in np.asarray(values))))
+
+
+def reconstruction_steps(s: Sizes, cfg: RetargetConfig, masked: bool = False,
+                         arch: str = "vgg19") -> int:
+  """The Eq. 4 steps a job of sizes ``s`` runs (static, known before any compute).
+
+  ``cfg.reconstruction.steps``, except 0 when the output is lifted to full resolution
+  (``s.full_resolution``) from a plan that carves no seams: every candidate operator
+  (:func:`deep_carving.candidate_operators`) a crop and/or Eq. 3's warp
+  (:func:`deep_carving.carves_seams`), init "seams", and not
+  ``cfg.reconstruction.reconstruct_resamplings``. The output is then the pixel map
+  applied to the full-resolution image (:func:`full_resolution` with no correction).
+  Eq. 4 heals seams; a resampling has none, and what the working-size steps add to it
+  (sharper detail at the working size) reaches the full-size output only as
+  ``up(final - init)``: on the RetargetMe dev half a blotchy low-frequency tone drift
+  that lowered the warp's mean SS (docs/RESULTS.md). At the input's own size the steps
+  run (there they sharpen the warp's interpolated columns). ``masked``: a keep or
+  remove mask is given.
+  """
+  rc = cfg.reconstruction
+  if rc.reconstruct_resamplings or rc.init != "seams" or not s.full_resolution:
+    return rc.steps
+  cands = deep_carving.candidate_operators(cfg.operator, s.work, s.work_out, masked, arch)
+  if any(deep_carving.carves_seams(op, s.work, s.work_out, arch, masked) for _, op in cands):
+    return rc.steps
+  return 0
 
 
 def operator_names(s: Sizes, cfg: RetargetConfig, masked: bool = False,

@@ -3,7 +3,8 @@ from dnr_jax import cost_model
 
 
 def test_estimates_grow_with_the_input_and_stop_growing_at_the_working_size():
-  cfg = config.RetargetConfig(work_size=640)
+  cfg = config.RetargetConfig(work_size=640, reconstruction=config.ReconstructionConfig(
+      reconstruct_resamplings=True))  # (else the lifted ones skip it: test_reconstruction_steps)
   small = cost_model.estimate((480, 640), (480, 480), cfg)
   mp12 = cost_model.estimate((3000, 4000), (3000, 3000), cfg)
   mp24 = cost_model.estimate((4000, 6000), (4000, 4500), cfg)
