@@ -247,7 +247,8 @@ def retarget_batch(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
       stopped = False
     except KeyboardInterrupt:
       stopped = True
-    timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+    if steps:  # (no phase to time when reconstruction_steps is 0)
+      timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
     return state, losses, stopped
 
   state, recon_losses, stopped = optimise(

@@ -975,7 +975,8 @@ def _retarget_one(weights: vgg.VGGWeights, image: np.ndarray, out_hw: tuple[int,
   def timed_optimise(name, chunk_fn, state, steps, finish):
     t0 = time.perf_counter()
     out = optimise(name, chunk_fn, state, steps, finish)
-    timings[name] = time.perf_counter() - t0
+    if steps:  # (no phase to time when reconstruction_steps is 0)
+      timings[name] = time.perf_counter() - t0
     return out
 
   def full_res(im, prep, fin, s, shallow):

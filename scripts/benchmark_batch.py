@@ -106,7 +106,7 @@ def bench_loops(weights, sizes, hw=(480, 640), cfg=config.RetargetConfig()):
       _, t, res = _first_and_steady(weights, photo, b, cfg, mesh, unroll)
       row["unrolled_s" if unroll else "rolled_s"] = t
       row["unrolled_reconstruction_s" if unroll else "rolled_reconstruction_s"] = (
-          res[0].timings["reconstruction"])
+          res[0].timings.get("reconstruction", 0.0))
     rows.append(row)
     print(json.dumps(row), flush=True)
   return rows
