@@ -107,10 +107,9 @@ def estimate(image_hw: tuple[int, int], out_hw: tuple[int, int],
   # phase's memory grows too (measured on a 640x480 photo, 2026-11-27: peak RSS 2.67 GB
   # with two alternatives against 1.28 GB with none, ~2300 bytes per working pixel per
   # alternative; on a 12 MP photo 2.68 GB; the device term is not measured on a GPU).
-  cands = deep_carving.candidate_operators(cfg.operator, s.work, s.work_out)
-  k = len(cands)
+  k = len(deep_carving.candidate_operators(cfg.operator, s.work, s.work_out))
   if k > 1:
-    audition = any(deep_carving.carves_seams(op, s.work, s.work_out) for _, op in cands)
+    audition = deep_carving.candidates_carve_seams(cfg.operator, s.work, s.work_out)
     seconds["prepare"] += ((k - 1) * (_PREPARE_S_PER_WORK_PX * work_px
                                       + _PREPARE_S_PER_WORK_PX_SEAM * work_px * seams)
                            + k * cfg.operator.alternative_steps * audition

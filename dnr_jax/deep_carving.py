@@ -195,6 +195,16 @@ def carves_seams(cfg: OperatorConfig, image_hw: tuple[int, int], out_hw: tuple[i
   return crop_size(cfg, image_hw, out_hw, arch, masked)[1] == 0 or cfg.crop_remainder != "warp"
 
 
+def candidates_carve_seams(cfg: OperatorConfig, image_hw: tuple[int, int],
+                           out_hw: tuple[int, int], masked: bool = False,
+                           arch: str = "vgg19") -> bool:
+  """Whether any operator :func:`candidate_operators` plans for these sizes
+  :func:`carves_seams` (static): False when the kept plan, whichever is chosen, is a
+  resampling of the image."""
+  return any(carves_seams(op, image_hw, out_hw, arch, masked)
+             for _, op in candidate_operators(cfg, image_hw, out_hw, masked, arch))
+
+
 def crop_window_scores(profile_map: jax.Array, width: int, crop: int, step: int,
                        layer: str, arch: str = "vgg19") -> jax.Array:
   """The score of every crop window start (0, ``step``, 2 ``step``, ... ``crop`` pixels;

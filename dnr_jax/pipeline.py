@@ -283,14 +283,14 @@ def _chosen_plan(weights, image, out_hw, operator: OperatorConfig, loss_layers,
   alternative only by more than ``operator.alternative_margin``, ties to the configured
   operator; ``scores``, ``lost`` and ``torn`` (k,) hold each candidate's. Each
   candidate's image is its pixel map applied to the image (the reconstruction's
-  starting point) after ``operator.alternative_steps`` steps of
-  Eq. 4 (all candidates as one vmapped batch) when any candidate carves seams
-  (:func:`deep_carving.carves_seams`): a seams image's tears raise its deep energy,
-  which the reconstruction then smooths away (on RetargetMe the raw pixel map picked
-  the seams where they ended lower). A choice among resamplings (crop, warp) scores
-  the raw pixel maps: on the RetargetMe dev half it chose about as well without the
-  steps. Eq. 5 is also the criterion of :func:`choose_order` and the semantic crop. All plans are built (static shapes: one
-  executable, vmappable); cost per alternative: a plan, the audition steps, a forward
+  starting point) after ``operator.alternative_steps`` steps of Eq. 4 (all candidates
+  as one vmapped batch) when any candidate carves seams
+  (:func:`deep_carving.candidates_carve_seams`): a seams image's tears raise its deep
+  energy, which the reconstruction then smooths away (on RetargetMe the raw pixel map
+  picked the seams where they ended lower). A choice among resamplings (crop, warp)
+  scores the raw pixel maps: on the RetargetMe dev half it chose about as well without
+  the steps. Eq. 5 is also the criterion of :func:`choose_order` and the semantic crop.
+  All plans are built (static shapes: one executable, vmappable); cost per alternative: a plan, the audition steps, a forward
   pass of an output-size image, a completeness at 96 px high (~0.07 s at 640x480), a
   fine coherence at half size (~0.3 s; the full image's forward pass is computed once,
   here)."""
@@ -309,9 +309,8 @@ def _chosen_plan(weights, image, out_hw, operator: OperatorConfig, loss_layers,
   plans = [_deep_plan(weights, image, out_hw, op, keep, remove, feats) for _, op in cands]
   shallow = layers[0]
   pictures = jnp.stack([deep_carving.apply_plan_to_layer(image, p, shallow) for p in plans])
-  if operator.alternative_steps and any(
-      deep_carving.carves_seams(op, image.shape[:2], out_hw, weights.arch, masked)
-      for _, op in cands):
+  if operator.alternative_steps and deep_carving.candidates_carve_seams(
+      operator, image.shape[:2], out_hw, masked, weights.arch):
     lossy = tuple(l for l, lam in loss_layers if lam > 0)
     targets = {l: jnp.stack([p.targets[l] for p in plans]) for l in lossy}
 
@@ -1147,9 +1146,9 @@ def reconstruction_steps(s: Sizes, cfg: RetargetConfig, masked: bool = False,
   """The Eq. 4 steps a job of sizes ``s`` runs (static, known before any compute).
 
   ``cfg.reconstruction.steps``, except 0 when the output is lifted to full resolution
-  (``s.full_resolution``) from a plan that carves no seams: every candidate operator
-  (:func:`deep_carving.candidate_operators`) a crop and/or Eq. 3's warp
-  (:func:`deep_carving.carves_seams`), init "seams", and not
+  (``s.full_resolution``) from a plan that carves no seams (every candidate operator a
+  crop and/or Eq. 3's warp: :func:`deep_carving.candidates_carve_seams`), init
+  "seams", and not
   ``cfg.reconstruction.reconstruct_resamplings``. The output is then the pixel map
   applied to the full-resolution image (:func:`full_resolution` with no correction).
   Eq. 4 heals seams; a resampling has none, and what the working-size steps add to it
@@ -1162,8 +1161,7 @@ def reconstruction_steps(s: Sizes, cfg: RetargetConfig, masked: bool = False,
   rc = cfg.reconstruction
   if rc.reconstruct_resamplings or rc.init != "seams" or not s.full_resolution:
     return rc.steps
-  cands = deep_carving.candidate_operators(cfg.operator, s.work, s.work_out, masked, arch)
-  if any(deep_carving.carves_seams(op, s.work, s.work_out, arch, masked) for _, op in cands):
+  if deep_carving.candidates_carve_seams(cfg.operator, s.work, s.work_out, masked, arch):
     return rc.steps
   return 0
 
