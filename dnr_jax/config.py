@@ -75,6 +75,13 @@ class OperatorConfig:
   # the seam energy of each shallower layer, in units of that layer's mean importance.
   # 0 = Eq. 2 alone (a shallow layer sees only its own importance, damped by alpha).
   deep_weight: float = 0.0
+  # Cost of a sideways step of a seam in the DP, in units of the mean energy of the
+  # layer's usable positions (seams.with_diagonal_cost), at every layer. 0 (the
+  # default) = Eq. 1/2's DP. Many seams follow one cheap valley; where it runs
+  # diagonally the band they remove cuts every straight structure it crosses on a
+  # slant (docs/RESULTS.md, "Seams that run straight"). The "seams" alternative uses
+  # ``seams_diagonal_cost``.
+  diagonal_cost: float = 0.0
   # Share of a shrink taken by cropping before any seam: the window (a multiple of the
   # deepest layer's stride) chosen per image by ``crop_choice``; the warp
   # (crop_remainder) then does the rest on the cropped image (deep_carving.crop_size).
@@ -120,7 +127,8 @@ class OperatorConfig:
   # stride); "warp": Eq. 3's warp alone over the whole image (crop_share 0, no seams):
   # nothing is cut, the least important columns are squeezed most; "seams": the paper's
   # hierarchical feature-space seams (Eq. 1-2) carve the whole shrink (crop_share 0,
-  # percentile 100, deep_weight ``seams_deep_weight``).
+  # percentile 100, deep_weight ``seams_deep_weight``, one seam per DP pass with
+  # ``seams_diagonal_cost``).
   # ("warp",), the default since 2026-11-27 (docs/RESULTS.md, "The warp alone as a
   # candidate"): on the 41 RetargetMe dev sets SS 0.846 against 0.838 at 75% width
   # (coherence 1.04 against 0.83; shift-maps' 1.12), 0.651 against 0.646 at 50%,
@@ -154,6 +162,10 @@ class OperatorConfig:
   # dev half (docs/RESULTS.md, "The operator choice with the seams guarded by the deep
   # layers").
   seams_deep_weight: float = 4.0
+  # ``diagonal_cost`` of the "seams" alternative, which also carves its shallow layers'
+  # seams one per DP pass (``seams_per_pass`` 1): a batch of seams found by one DP
+  # crowds into one valley and removes it as a band, the tear this guards against.
+  seams_diagonal_cost: float = 1.0
   # Subtracted from each candidate's semantic score per unit of its audition image's
   # completeness (metrics.completeness: input patches' distance to the image's nearest
   # patch at 96 px high, ~0.0005-0.007 on photos): Eq. 5 does not see an object cut away
@@ -177,6 +189,8 @@ class OperatorConfig:
 
   def __post_init__(self):
     check_range("forward_weight", self.forward_weight, 0.0)
+    check_range("diagonal_cost", self.diagonal_cost, 0.0)
+    check_range("seams_diagonal_cost", self.seams_diagonal_cost, 0.0)
     check_range("crop_share", self.crop_share, 0.0, 1.0)
     check_range("crop_share_growth", self.crop_share_growth, 0.0)
     if self.crop_choice not in CROP_CHOICES:

@@ -160,7 +160,9 @@ def candidate_operators(cfg: OperatorConfig, image_hw: tuple[int, int],
   layer's stride) and "seams" (crop_share 0, percentile 100: the hierarchical
   feature-space seams of Eq. 1-2 carve the whole shrink, the warp has nothing left;
   deep_weight ``cfg.seams_deep_weight``: the deeper layers' importance steers each
-  shallower layer's seams away from what they found, beside Eq. 2's damping) and
+  shallower layer's seams away from what they found, beside Eq. 2's damping; one seam
+  per DP pass, each paying ``cfg.seams_diagonal_cost`` for a sideways step, so that
+  they do not remove a cheap diagonal valley as a slanted band) and
   "warp" (crop_share 0, no seams: Eq. 3's warp alone resizes the whole image, each
   column cell by its importance; it never cuts or tears, it squeezes).
   The pipeline keeps the plan whose pixel map keeps the most deep features (Eq. 5).
@@ -180,7 +182,8 @@ def candidate_operators(cfg: OperatorConfig, image_hw: tuple[int, int],
       "crop": dataclasses.replace(own, crop_share=1.0, crop_share_growth=0.0,
                                   crop_remainder="warp"),
       "seams": dataclasses.replace(own, crop_share=0.0, percentile=100.0,
-                                   percentile_growth=0.0, deep_weight=cfg.seams_deep_weight),
+                                   percentile_growth=0.0, deep_weight=cfg.seams_deep_weight,
+                                   seams_per_pass=1, diagonal_cost=cfg.seams_diagonal_cost),
       "warp": dataclasses.replace(own, crop_share=0.0, crop_share_growth=0.0, use_seams=False),
   }
   return ((name, own), *((a, variants[a]) for a in cfg.alternatives))
@@ -352,13 +355,14 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
                    if stop_thresholds is None else stop_thresholds[layer])
       # A threshold from outside (the uncropped image's, crop_remainder "global_stop")
       # forces no first seam: the crop has already taken what had to go.
-      res = seams.carve(m, max_k, max_k, seams.fixed_energy_fn, stop_threshold=threshold,
+      deep_energy_fn = seams.with_diagonal_cost(seams.fixed_energy_fn, cfg.diagonal_cost)
+      res = seams.carve(m, max_k, max_k, deep_energy_fn, stop_threshold=threshold,
                         limit=layer_limit, force_first=stop_thresholds is None)
       fraction = res.num_removed.astype(jnp.float32) / w
       if keep is not None:  # a keep mask blocks most deep positions (their receptive
         # fields are large): the fraction for the shallower layers is the one the
         # threshold stop gives without it, and each layer carves what it can of it
-        free = seams.carve(damped[layer], max_k, max_k, seams.fixed_energy_fn,
+        free = seams.carve(damped[layer], max_k, max_k, deep_energy_fn,
                            stop_threshold=threshold)
         fraction = free.num_removed.astype(jnp.float32) / w
     else:
@@ -370,6 +374,7 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
       if cfg.forward_weight > 0:
         payload = (m, f)
         energy_fn = seams.feature_forward_energy_fn(cfg.forward_weight)
+      energy_fn = seams.with_diagonal_cost(energy_fn, cfg.diagonal_cost)
       # With thresholds from outside, each layer also stops at its own (no seam of a
       # shallow layer dearer than the uncropped image's cheap positions); else it
       # carves the deepest layer's fraction (the paper).

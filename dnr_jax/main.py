@@ -125,7 +125,8 @@ flags.DEFINE_list("alternatives", list(_D.operator.alternatives),
                   "wins: crop (the crop window alone), warp (Eq. 3's warp alone: nothing "
                   "cut, the least important columns squeezed), seams (the paper's "
                   "feature-space seams carve the whole shrink, guarded by "
-                  "--seams_deep_weight; they can tear a photo, docs/RESULTS.md). The "
+                  "--seams_deep_weight and --seams_diagonal_cost; they can tear a photo, "
+                  "docs/RESULTS.md). The "
                   "default, warp, costs ~1 s and ~0.4 GB per 640x480 photo; crop,warp "
                   "~3 s; empty = the configured operator alone.")
 flags.DEFINE_integer("alternative_steps", _D.operator.alternative_steps,
@@ -138,6 +139,13 @@ flags.DEFINE_float("alternative_margin", _D.operator.alternative_margin,
 flags.DEFINE_float("seams_deep_weight", _D.operator.seams_deep_weight,
                    "--deep_weight of the seams alternative: the deeper layers' importance "
                    "keeps its shallow seams out of objects' smooth interiors.")
+flags.DEFINE_float("seams_diagonal_cost", _D.operator.seams_diagonal_cost,
+                   "--diagonal_cost of the seams alternative (which also finds its shallow "
+                   "seams one per DP pass): seams run straight instead of cutting a "
+                   "diagonal band across straight structures.")
+flags.DEFINE_float("diagonal_cost", _D.operator.diagonal_cost,
+                   "Cost of a sideways step of a seam in the DP, in units of the layer's "
+                   "mean energy (0 = Eq. 1/2's DP).")
 flags.DEFINE_float("alternative_completeness_weight",
                    _D.operator.alternative_completeness_weight,
                    "Subtracted from a candidate operator's semantic score per unit of its "
@@ -213,6 +221,7 @@ def config_from_flags() -> config.RetargetConfig:
             alternative_steps=FLAGS.alternative_steps,
             alternative_margin=FLAGS.alternative_margin,
             seams_deep_weight=FLAGS.seams_deep_weight,
+            seams_diagonal_cost=FLAGS.seams_diagonal_cost, diagonal_cost=FLAGS.diagonal_cost,
             alternative_completeness_weight=FLAGS.alternative_completeness_weight,
             alternative_fine_coherence_weight=FLAGS.alternative_fine_coherence_weight,
             grid_cell=FLAGS.grid_cell, min_cell_scale=FLAGS.min_cell_scale,

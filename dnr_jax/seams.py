@@ -278,6 +278,34 @@ def feature_forward_energy_fn(weight: float) -> EnergyFn:
   return fn
 
 
+def with_diagonal_cost(energy_fn: EnergyFn, weight: float) -> EnergyFn:
+  """``energy_fn`` whose seams also pay for every sideways step: ``weight`` x the mean
+  energy of the usable positions (finite, below :data:`FORBIDDEN_LIMIT`) is added to
+  the cost of a diagonal step of the DP (:class:`StepCosts` left and right).
+
+  Many seams carved in turn follow one cheap valley; where it runs diagonally the
+  band they remove slides the content on its two sides past each other, and every
+  straight structure that crosses it is cut on a slant (a pillar sliced from its
+  capital to its base, a canal bank broken into steps). A seam that pays to move
+  sideways runs straight unless the saving is worth it: the content then closes up
+  along vertical lines, which straight structures survive (docs/RESULTS.md, "Seams
+  that run straight"). 0 = the DP of Eq. 1/2 as it was."""
+  if weight <= 0:
+    return energy_fn
+
+  def fn(pay, valid_width):
+    energy, costs = energy_fn(pay, valid_width)
+    usable = jnp.isfinite(energy) & (energy < FORBIDDEN_LIMIT)
+    step = weight * (jnp.sum(jnp.where(usable, energy, 0.0))
+                     / jnp.maximum(jnp.sum(usable), 1).astype(jnp.float32))
+    if costs is None:
+      zeros = jnp.zeros_like(energy, dtype=jnp.float32)
+      costs = StepCosts(zeros, zeros, zeros)
+    return energy, StepCosts(costs.left + step, costs.up, costs.right + step)
+
+  return fn
+
+
 def default_batch(width: int) -> int:
   """Seams per DP pass: 1/32 of the width (measured trade-off, docs/RESULTS.md)."""
   return max(1, width // 32)

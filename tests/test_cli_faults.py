@@ -462,6 +462,8 @@ def test_inputs_matrix(env, kind, code, pattern):
     (["--width_ratio=0.8", "--alternative_steps=-1"], "alternative_steps"),
     (["--width_ratio=0.8", "--alternative_margin=2"], "alternative_margin"),
     (["--width_ratio=0.8", "--seams_deep_weight=-1"], "seams_deep_weight"),
+    (["--width_ratio=0.8", "--seams_diagonal_cost=-1"], "seams_diagonal_cost"),
+    (["--width_ratio=0.8", "--diagonal_cost=nan"], "diagonal_cost"),
     (["--width_ratio=0.8", "--alternative_completeness_weight=-1"],
      "alternative_completeness_weight"),
     (["--width_ratio=0.8", "--alternative_fine_coherence_weight=-1"],

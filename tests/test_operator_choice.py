@@ -42,6 +42,10 @@ def test_alternatives_are_planned_only_for_a_one_axis_shrink_without_masks():
   assert cands["crop"].crop_share == 1.0 and cands["crop"].crop_remainder == "warp"
   assert cands["seams"].crop_share == 0.0 and cands["seams"].percentile == 100.0
   assert cands["seams"].deep_weight == op.seams_deep_weight == 4.0
+  # the seams alternative finds its seams one per pass, each paying to move sideways
+  assert cands["seams"].seams_per_pass == 1
+  assert cands["seams"].diagonal_cost == op.seams_diagonal_cost == 1.0
+  assert cands["crop+warp"].diagonal_cost == op.diagonal_cost == 0.0
   assert cands["crop+warp"].deep_weight == op.deep_weight == 0.0  # the others' own
   assert all(c.alternatives == () for c in cands.values())
   warp = dict(deep_carving.candidate_operators(

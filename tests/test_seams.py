@@ -226,3 +226,37 @@ def test_seams_through_a_flat_region_run_straight_and_spread_over_it():
   mask = np.asarray(seams.removed_mask(res, w))
   assert np.all(mask == mask[:1])  # whole columns: nothing torn diagonally
   assert not mask[:, 28:36].any()
+
+
+def test_a_diagonal_cost_keeps_seams_out_of_a_diagonal_valley():
+  """The tear of the seams alternative: many seams follow one cheap diagonal valley and
+  remove it as a slanted band. Paying for each sideways step, the seams take the
+  straight, slightly dearer columns instead; 0 leaves the DP as it was."""
+  h, w = 24, 40
+  e = np.ones((h, w), np.float32)
+  for i in range(h):
+    e[i, 4 + i] = 0.0  # a free valley running diagonally down to the right
+  e[:, 32] = 0.2  # a straight column that costs a little
+  assert seams.with_diagonal_cost(seams.fixed_energy_fn, 0.0) is seams.fixed_energy_fn
+  plain = seams.carve(jnp.asarray(e), 1, 1, seams.fixed_energy_fn)
+  straight = seams.carve(jnp.asarray(e), 1, 1,
+                         seams.with_diagonal_cost(seams.fixed_energy_fn, 1.0))
+  assert np.array_equal(np.asarray(plain.seams[0]), 4 + np.arange(h))  # the valley
+  assert np.all(np.asarray(straight.seams[0]) == 32)
+  # the step cost scales with the map: the same choice for an energy 100x larger
+  big = seams.carve(jnp.asarray(100.0 * e), 1, 1,
+                    seams.with_diagonal_cost(seams.fixed_energy_fn, 1.0))
+  assert np.all(np.asarray(big.seams[0]) == 32)
+  # forbidden positions (keep masks, the border band) do not inflate the step cost
+  walled = e.copy()
+  walled[:, :2] = seams.FORBIDDEN
+  fn = seams.with_diagonal_cost(seams.fixed_energy_fn, 1.0)
+  _, costs = fn(jnp.asarray(walled), jnp.int32(w))
+  assert float(costs.left[0, 10]) == pytest.approx(float(np.mean(e[:, 2:])), rel=1e-5)
+  # the forward energy's own step costs are kept, the diagonal cost added on top
+  f = jnp.asarray(np.random.default_rng(0).random((h, w, 3)), jnp.float32)
+  fwd = seams.feature_forward_energy_fn(0.5)
+  _, c0 = fwd((jnp.asarray(e), f), jnp.int32(w))
+  _, c1 = seams.with_diagonal_cost(fwd, 1.0)((jnp.asarray(e), f), jnp.int32(w))
+  np.testing.assert_allclose(np.asarray(c1.up), np.asarray(c0.up))
+  assert np.all(np.asarray(c1.left) > np.asarray(c0.left))
