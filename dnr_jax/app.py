@@ -543,7 +543,7 @@ def _preflight(job: Job, cfg: RetargetConfig) -> tuple[list[_Planned], list[dict
               pipeline.sizes((info.height, info.width), out_hw, cfg.work_size,
                              cfg.work_multiple), cfg, bool(masks)) > 0,
           has_masks=bool(masks)))
-    est = cost_model.estimate((info.height, info.width), out_hw, cfg)
+    est = cost_model.estimate((info.height, info.width), out_hw, cfg, bool(masks))
     if "remove" in masks:  # two runs: the removal, then the requested size
       est = est.plus(cost_model.estimate((info.height, info.width), out_hw, cfg))
     planned.append(_Planned(task, info, out_hw, est, masks))

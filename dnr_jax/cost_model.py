@@ -76,8 +76,10 @@ class Estimate:
 
 
 def estimate(image_hw: tuple[int, int], out_hw: tuple[int, int],
-             cfg: RetargetConfig) -> Estimate:
-  """The expected cost of retargeting an ``image_hw`` image to ``out_hw`` with ``cfg``."""
+             cfg: RetargetConfig, masked: bool = False) -> Estimate:
+  """The expected cost of retargeting an ``image_hw`` image to ``out_hw`` with ``cfg``
+  (``masked``: a keep or remove mask is given; it decides the candidate operators and
+  whether Eq. 4 runs)."""
   s = pipeline.sizes(image_hw, out_hw, cfg.work_size, cfg.work_multiple)
   full_px = image_hw[0] * image_hw[1]
   out_px = out_hw[0] * out_hw[1]
@@ -91,7 +93,7 @@ def estimate(image_hw: tuple[int, int], out_hw: tuple[int, int],
                  + _PREPARE_S_PER_WORK_PX_SEAM * work_px * seams,
       "save": _SAVE_S_PER_OUT_PX * out_px,
   }
-  steps = pipeline.reconstruction_steps(s, cfg)  # 0 for a plan without seams
+  steps = pipeline.reconstruction_steps(s, cfg, masked)  # 0 for a plan without seams
   if steps:
     seconds["reconstruction"] = (_RECON_COMPILE_S
                                  + _RECON_S_PER_OUT_PX_STEP * work_out_px * steps)
@@ -107,9 +109,9 @@ def estimate(image_hw: tuple[int, int], out_hw: tuple[int, int],
   # phase's memory grows too (measured on a 640x480 photo, 2026-11-27: peak RSS 2.67 GB
   # with two alternatives against 1.28 GB with none, ~2300 bytes per working pixel per
   # alternative; on a 12 MP photo 2.68 GB; the device term is not measured on a GPU).
-  k = len(deep_carving.candidate_operators(cfg.operator, s.work, s.work_out))
+  k = len(deep_carving.candidate_operators(cfg.operator, s.work, s.work_out, masked))
   if k > 1:
-    audition = deep_carving.candidates_carve_seams(cfg.operator, s.work, s.work_out)
+    audition = deep_carving.candidates_carve_seams(cfg.operator, s.work, s.work_out, masked)
     seconds["prepare"] += ((k - 1) * (_PREPARE_S_PER_WORK_PX * work_px
                                       + _PREPARE_S_PER_WORK_PX_SEAM * work_px * seams)
                            + k * cfg.operator.alternative_steps * audition

@@ -290,10 +290,10 @@ def _chosen_plan(weights, image, out_hw, operator: OperatorConfig, loss_layers,
   picked the seams where they ended lower). A choice among resamplings (crop, warp)
   scores the raw pixel maps: on the RetargetMe dev half it chose about as well without
   the steps. Eq. 5 is also the criterion of :func:`choose_order` and the semantic crop.
-  All plans are built (static shapes: one executable, vmappable); cost per alternative: a plan, the audition steps, a forward
-  pass of an output-size image, a completeness at 96 px high (~0.07 s at 640x480), a
-  fine coherence at half size (~0.3 s; the full image's forward pass is computed once,
-  here)."""
+  All plans are built (static shapes: one executable, vmappable); cost per alternative:
+  a plan, the audition steps, a forward pass of an output-size image, a completeness at
+  96 px high (~0.07 s at 640x480), a fine coherence at half size (~0.3 s; the full
+  image's forward pass is computed once, here)."""
   masked = keep is not None or remove is not None
   cands = deep_carving.candidate_operators(operator, image.shape[:2], out_hw, masked,
                                           weights.arch)
@@ -1148,10 +1148,9 @@ def reconstruction_steps(s: Sizes, cfg: RetargetConfig, masked: bool = False,
   ``cfg.reconstruction.steps``, except 0 when the output is lifted to full resolution
   (``s.full_resolution``) from a plan that carves no seams (every candidate operator a
   crop and/or Eq. 3's warp: :func:`deep_carving.candidates_carve_seams`), init
-  "seams", and not
-  ``cfg.reconstruction.reconstruct_resamplings``. The output is then the pixel map
-  applied to the full-resolution image (:func:`full_resolution` with no correction).
-  Eq. 4 heals seams; a resampling has none, and what the working-size steps add to it
+  "seams", and not ``cfg.reconstruction.reconstruct_resamplings``. The output is then
+  the pixel map applied to the full-resolution image (:func:`full_resolution` with no
+  correction). Eq. 4 heals seams; a resampling has none, and what the working-size steps add to it
   (sharper detail at the working size) reaches the full-size output only as
   ``up(final - init)``: on the RetargetMe dev half a blotchy low-frequency tone drift
   that lowered the warp's mean SS (docs/RESULTS.md). At the input's own size the steps

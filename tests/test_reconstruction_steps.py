@@ -47,9 +47,8 @@ def test_reconstruction_steps_are_zero_only_for_a_lifted_resampling(image_hw, ou
   cfg = _with(BASE, **kw)
   s = pipeline.sizes(image_hw, out_hw, cfg.work_size, cfg.work_multiple)
   assert pipeline.reconstruction_steps(s, cfg, masked) == expected
-  est = cost_model.estimate(image_hw, out_hw, cfg)
-  if not masked:
-    assert ("reconstruction" in est.seconds) == (expected > 0)
+  est = cost_model.estimate(image_hw, out_hw, cfg, masked)
+  assert ("reconstruction" in est.seconds) == (expected > 0)
 
 
 def test_a_lifted_resampling_is_its_pixel_map_on_the_full_size_photo(random_weights, photo):
