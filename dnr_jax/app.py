@@ -544,8 +544,10 @@ def _preflight(job: Job, cfg: RetargetConfig) -> tuple[list[_Planned], list[dict
                              cfg.work_multiple), cfg, bool(masks)) > 0,
           has_masks=bool(masks)))
     est = cost_model.estimate((info.height, info.width), out_hw, cfg, bool(masks))
-    if "remove" in masks:  # two runs: the removal, then the requested size
-      est = est.plus(cost_model.estimate((info.height, info.width), out_hw, cfg))
+    if "remove" in masks:  # two runs: the removal, then the requested size (which
+      # carries the keep mask, if any: pipeline.retarget's second run)
+      est = est.plus(cost_model.estimate((info.height, info.width), out_hw, cfg,
+                                         "keep" in masks))
     planned.append(_Planned(task, info, out_hw, est, masks))
   paths = [(("output" if not folder else f"output of {p.task.source.name}"), p.task.output)
            for p in planned]
