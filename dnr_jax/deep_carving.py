@@ -325,6 +325,7 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
       forbid[layer] = forbidden_positions(keep, layer, arch)
       m = jnp.where(forbid[layer], seams.FORBIDDEN, m)
     layer_limit = limit
+    band = 0
     if enlarge or (layer == layers[0] and keep is None and remove is None):  # near
       # the border the positions saw the zero padding: an inserted copy there shifts
       # them against the border, and removing the border column puts an interior
@@ -355,7 +356,9 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
                    if stop_thresholds is None else stop_thresholds[layer])
       # A threshold from outside (the uncropped image's, crop_remainder "global_stop")
       # forces no first seam: the crop has already taken what had to go.
-      deep_energy_fn = seams.with_diagonal_cost(seams.fixed_energy_fn, cfg.diagonal_cost)
+      # (an enlarging plan's border band pays a finite penalty: not in the step cost)
+      deep_energy_fn = seams.with_diagonal_cost(seams.fixed_energy_fn, cfg.diagonal_cost,
+                                                band if enlarge else 0)
       res = seams.carve(m, max_k, max_k, deep_energy_fn, stop_threshold=threshold,
                         limit=layer_limit, force_first=stop_thresholds is None)
       fraction = res.num_removed.astype(jnp.float32) / w
@@ -374,7 +377,8 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
       if cfg.forward_weight > 0:
         payload = (m, f)
         energy_fn = seams.feature_forward_energy_fn(cfg.forward_weight)
-      energy_fn = seams.with_diagonal_cost(energy_fn, cfg.diagonal_cost)
+      energy_fn = seams.with_diagonal_cost(energy_fn, cfg.diagonal_cost,
+                                           band if enlarge else 0)
       # With thresholds from outside, each layer also stops at its own (no seam of a
       # shallow layer dearer than the uncropped image's cheap positions); else it
       # carves the deepest layer's fraction (the paper).

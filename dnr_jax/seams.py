@@ -278,10 +278,13 @@ def feature_forward_energy_fn(weight: float) -> EnergyFn:
   return fn
 
 
-def with_diagonal_cost(energy_fn: EnergyFn, weight: float) -> EnergyFn:
+def with_diagonal_cost(energy_fn: EnergyFn, weight: float, border: int = 0) -> EnergyFn:
   """``energy_fn`` whose seams also pay for every sideways step: ``weight`` x the mean
   energy of the usable positions (finite, below :data:`FORBIDDEN_LIMIT`) is added to
-  the cost of a diagonal step of the DP (:class:`StepCosts` left and right).
+  the cost of a diagonal step of the DP (:class:`StepCosts` left and right). The
+  first and last ``border`` valid positions are left out of that mean: an enlarging
+  plan keeps seams out of its border band with a finite penalty larger than any path
+  (:func:`dnr_jax.deep_carving.plan_width`), which would otherwise set the step cost.
 
   Many seams carved in turn follow one cheap valley; where it runs diagonally the
   band they remove slides the content on its two sides past each other, and every
@@ -296,6 +299,9 @@ def with_diagonal_cost(energy_fn: EnergyFn, weight: float) -> EnergyFn:
   def fn(pay, valid_width):
     energy, costs = energy_fn(pay, valid_width)
     usable = jnp.isfinite(energy) & (energy < FORBIDDEN_LIMIT)
+    if border > 0:
+      x = jnp.arange(energy.shape[1])
+      usable = usable & ((x >= border) & (x < valid_width - border))[None, :]
     step = weight * (jnp.sum(jnp.where(usable, energy, 0.0))
                      / jnp.maximum(jnp.sum(usable), 1).astype(jnp.float32))
     if costs is None:

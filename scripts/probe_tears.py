@@ -1,4 +1,4 @@
-"""Two candidate tear scores for the operator choice, per RetargetMe set (dev half only).
+"""Three candidate tear scores for the operator choice, per RetargetMe set (dev half only).
 
 For every operator :func:`dnr_jax.deep_carving.candidate_operators` plans for a set
 (with ``--alternatives``, default ``warp,seams``), at the working size:
@@ -10,12 +10,18 @@ For every operator :func:`dnr_jax.deep_carving.candidate_operators` plans for a 
   two steps the source has at those columns, clipped at 0 (grey levels, 0-255); a
   resampling of whole columns (crop, warp) scores 0. Printed: the mean over the output
   and ``band``, the largest mean over a strip 1/24 of the width wide.
+- ``squeeze``: squeezed texture. Where a band of seams crowds, the source under a few
+  output columns is many columns wide; a pattern there is squeezed into slivers. Per
+  output pixel: how much wider than 1 its source span is past 1.5 (over 4 output
+  columns) x the source's grey-level contrast (the mean absolute step to the right and
+  downward neighbours over that span). Printed: the mean and ``squeeze_band`` (the
+  largest mean over a strip 1/24 of the width). A crop scores 0.
 - ``loss10``: the Eq. 4 loss after 10 Adam steps from its initial image (what the
   audition of ``pipeline`` runs), divided by the configured operator's: a target the
   image cannot meet (a tear) should leave more loss.
 
 docs/RESULTS.md ("What does not tell a torn seams image") compares both with the tears
-seen by eye: neither ranks them. Tune and look on the dev half only.
+seen by eye: none ranks them. Tune and look on the dev half only.
 
   python scripts/probe_tears.py --retargetme DIR --sets 2,10,13 [--tasks width75]
 """
@@ -52,6 +58,28 @@ def invented_vertical_edges(source: np.ndarray, cmap: column_maps.ColumnMap) -> 
   return np.asarray(jnp.maximum(step - jnp.maximum(below_top, above_bottom), 0.0))
 
 
+def squeezed_texture(source: np.ndarray, cmap: column_maps.ColumnMap,
+                     threshold: float = 1.5, reach: int = 2) -> np.ndarray:
+  """(h, w_out) how far each output pixel's source span (over ``reach`` output columns
+  either side, per output column) exceeds ``threshold`` source columns, times the
+  mean grey-level contrast of the source over that span; >= 0."""
+  x = (np.asarray(cmap.index0, np.float32)
+       + np.asarray(cmap.weight1) * (np.asarray(cmap.index1) - np.asarray(cmap.index0)))
+  grey = np.asarray(source, np.float32).mean(axis=-1)
+  contrast = (np.abs(np.diff(grey, axis=1, append=grey[:, -1:]))
+              + np.abs(np.diff(grey, axis=0, append=grey[-1:, :])))
+  h, w = grey.shape
+  padded = np.pad(x, ((0, 0), (reach, reach)), mode="edge")
+  left, right = padded[:, :-2 * reach], padded[:, 2 * reach:]
+  span = (right - left) / (2 * reach)  # source columns per output column
+  summed = np.cumsum(np.pad(contrast, ((0, 0), (1, 0))), axis=1)
+  lo = np.clip(np.floor(left).astype(int), 0, w - 1)
+  hi = np.clip(np.ceil(right).astype(int) + 1, 1, w)
+  rows = np.arange(h)[:, None]
+  mean_contrast = (summed[rows, hi] - summed[rows, lo]) / np.maximum(hi - lo, 1)
+  return np.maximum(span - threshold, 0.0) * mean_contrast
+
+
 def probe(w, src: np.ndarray, out_hw: tuple[int, int], cfg: config.RetargetConfig) -> dict:
   s = pipeline.sizes(src.shape[:2], out_hw, cfg.work_size, cfg.work_multiple)
   image = pipeline.downscale(src, s.work, size_classes=True)
@@ -66,11 +94,14 @@ def probe(w, src: np.ndarray, out_hw: tuple[int, int], cfg: config.RetargetConfi
     inv = invented_vertical_edges(source if width else np.swapaxes(source, 0, 1), cmap)
     strip = max(1, inv.shape[1] // 24)
     band = float(np.convolve(inv.mean(axis=0), np.ones(strip) / strip, "same").max())
+    sq = squeezed_texture(source if width else np.swapaxes(source, 0, 1), cmap)
+    sq_band = float(np.convolve(sq.mean(axis=0), np.ones(strip) / strip, "same").max())
     state = pipeline.reconstruction_init(prep.init, c)
     _, losses = pipeline.reconstruction_chunk(w, prep.targets, state, c, 10)
     loss = float(np.asarray(losses)[-1])
     first_loss = loss if first_loss is None else first_loss
-    row[name] = {"shear": float(inv.mean()), "band": band, "loss10": loss / first_loss}
+    row[name] = {"shear": float(inv.mean()), "band": band, "squeeze": float(sq.mean()),
+                 "squeeze_band": sq_band, "loss10": loss / first_loss}
   return row
 
 

@@ -1,4 +1,5 @@
-"""scripts/probe_tears.py's tear score: row shifts of a pixel map invent vertical edges."""
+"""scripts/probe_tears.py's tear scores: row shifts of a pixel map invent vertical edges;
+a band of seams squeezes the texture under it."""
 
 import importlib.util
 import pathlib
@@ -47,3 +48,20 @@ def test_whole_columns_invent_nothing_and_row_shifts_through_stripes_do():
   assert np.all(inv[:3] == 0) and np.all(inv[4:] == 0)
   # on a flat image the same shift invents nothing
   assert np.all(probe.invented_vertical_edges(np.full((h, w, 3), 90.0, np.float32), cmap) == 0)
+
+
+def test_a_band_of_removed_columns_squeezes_texture_and_a_crop_does_not():
+  probe = _probe()
+  h, w = 6, 40
+  stripes = np.zeros((h, w, 3), np.float32)
+  stripes[:, ::2] = 255.0
+  crop = _whole_columns(h, range(5, 35))
+  assert np.all(probe.squeezed_texture(stripes, crop) == 0)
+  # 10 seams through columns 10-19 of every row: output column 10 jumps to source 20
+  cols = [c for c in range(w) if not 10 <= c < 20]
+  band = _whole_columns(h, cols)
+  sq = probe.squeezed_texture(stripes, band)
+  assert sq.shape == (h, w - 10)
+  assert np.all(sq[:, 8:12] > 0) and np.all(sq[:, :7] == 0) and np.all(sq[:, 13:] == 0)
+  # the same band through a flat region squeezes nothing visible
+  assert np.all(probe.squeezed_texture(np.full((h, w, 3), 90.0, np.float32), band) == 0)

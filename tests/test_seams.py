@@ -253,6 +253,23 @@ def test_a_diagonal_cost_keeps_seams_out_of_a_diagonal_valley():
   fn = seams.with_diagonal_cost(seams.fixed_energy_fn, 1.0)
   _, costs = fn(jnp.asarray(walled), jnp.int32(w))
   assert float(costs.left[0, 10]) == pytest.approx(float(np.mean(e[:, 2:])), rel=1e-5)
+  # nor does an enlarging plan's border band (a finite penalty larger than any path)
+  # when the step cost is told its width
+  banded = e.copy()
+  banded[:, :3] += 2.0 * h + 1.0
+  banded[:, -3:] += 2.0 * h + 1.0
+  _, inflated = fn(jnp.asarray(banded), jnp.int32(w))
+  _, costs = seams.with_diagonal_cost(seams.fixed_energy_fn, 1.0, border=3)(
+      jnp.asarray(banded), jnp.int32(w))
+  assert float(costs.left[0, 10]) == pytest.approx(float(np.mean(e[:, 3:-3])), rel=1e-5)
+  assert float(inflated.left[0, 10]) > 5.0 * float(costs.left[0, 10])
+  # with fewer valid positions the band is counted from the last valid one
+  shorter = e.copy()  # 5 seams removed: the right band moved 5 positions left
+  shorter[:, :3] += 2.0 * h + 1.0
+  shorter[:, w - 8:w - 5] += 2.0 * h + 1.0
+  _, costs = seams.with_diagonal_cost(seams.fixed_energy_fn, 1.0, border=3)(
+      jnp.asarray(shorter), jnp.int32(w - 5))
+  assert float(costs.left[0, 10]) == pytest.approx(float(np.mean(e[:, 3:w - 8])), rel=1e-5)
   # the forward energy's own step costs are kept, the diagonal cost added on top
   f = jnp.asarray(np.random.default_rng(0).random((h, w, 3)), jnp.float32)
   fwd = seams.feature_forward_energy_fn(0.5)
