@@ -104,7 +104,7 @@ def linear_scale(h: int, w: int, w_out: int) -> ColumnMap:
 
 def warp_cell_widths(cell_importance: jax.Array, width_in: jax.Array, width_out: jax.Array,
                      min_scale: float = 0.2, iterations: int = 60,
-                     protected: jax.Array | None = None) -> jax.Array:
+                     protected: jax.Array | None = None, power: float = 1.0) -> jax.Array:
   """Output widths of equal input column cells, proportional to importance (Eq. 3).
 
   Eq. 3 sets sigma_i = (w'/w_G) * mu_i / sum(mu), i.e. each cell's new width is
@@ -119,6 +119,13 @@ def warp_cell_widths(cell_importance: jax.Array, width_in: jax.Array, width_out:
   stretch most and no cell shrinks. ``protected`` (n,) bool cells (keep masks) keep
   their input width exactly whenever the others can absorb the change.
 
+  ``power`` (static): the importance is raised to it first (mu_i / mean(mu))^power.
+  Departure, measured (docs/RESULTS.md, "A sharper warp"): a cell's importance is the
+  column mean of the Eq. 1 maps, which varies little across an image, so with Eq. 3's
+  proportional widths a 25% shrink squeezed the subject nearly as much as the
+  background; above 1 the least important cells take the squeeze and the important
+  ones keep their width. 1 = Eq. 3 as written.
+
   Args:
     cell_importance: (n,) non-negative importance of each input cell.
     width_in: total input width (cells are width_in / n each).
@@ -127,6 +134,8 @@ def warp_cell_widths(cell_importance: jax.Array, width_in: jax.Array, width_out:
     (n,) float32 output widths summing to width_out.
   """
   mu = jnp.maximum(cell_importance.astype(jnp.float32), 1e-6)
+  if power != 1.0:
+    mu = jnp.maximum((mu / jnp.mean(mu)) ** power, 1e-6)
   n = mu.shape[0]
   a = jnp.asarray(width_in, jnp.float32) / n
   target = jnp.asarray(width_out, jnp.float32)

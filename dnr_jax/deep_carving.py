@@ -429,7 +429,7 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
     protected = edge if protected is None else protected | edge
   width_in = image_width * (valid[shallow] / imps[shallow].shape[1])
   cell_widths = column_maps.warp_cell_widths(mu, width_in, out_width, cfg.min_cell_scale,
-                                             protected=protected)
+                                             protected=protected, power=cfg.warp_power)
 
   for layer in layers:
     w_out = vgg.layer_size(out_width, layer, arch)

@@ -165,6 +165,9 @@ flags.DEFINE_enum("axis_order", _D.operator.axis_order, list(config.AXIS_ORDERS)
                   "a fixed order.")
 flags.DEFINE_float("min_cell_scale", _D.operator.min_cell_scale,
                    "Smallest scale factor of a warp cell.")
+flags.DEFINE_float("warp_power", _D.operator.warp_power,
+                   "Exponent on the warp cells' importance (Eq. 3): above 1 the squeeze "
+                   "goes to the least important cells, 1 = Eq. 3 as written.")
 flags.DEFINE_float("forward_weight", _D.operator.forward_weight,
                    "Weight of the feature-space forward energy in the seams below the "
                    "deepest layer (a seam pays for the feature edge its removal creates; "
@@ -225,6 +228,7 @@ def config_from_flags() -> config.RetargetConfig:
             alternative_completeness_weight=FLAGS.alternative_completeness_weight,
             alternative_fine_coherence_weight=FLAGS.alternative_fine_coherence_weight,
             grid_cell=FLAGS.grid_cell, min_cell_scale=FLAGS.min_cell_scale,
+            warp_power=FLAGS.warp_power,
             seams_per_pass=FLAGS.seams_per_pass, axis_order=FLAGS.axis_order,
             forward_weight=FLAGS.forward_weight, deep_weight=FLAGS.deep_weight),
         reconstruction=config.ReconstructionConfig(

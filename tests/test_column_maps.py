@@ -42,6 +42,25 @@ def test_warp_widths_follow_importance():
   np.testing.assert_allclose(widths[2], 16.0, rtol=1e-3)  # important cells keep their width
 
 
+def test_a_warp_power_moves_the_squeeze_to_the_least_important_cells():
+  """Column-mean importance varies little (here 1.0 to 1.6): with Eq. 3's proportional
+  widths every cell shrinks, the subject's included; squared, the subject keeps more
+  of its width and the least important cells give it up. Power 1 is Eq. 3."""
+  mu = jnp.asarray([1.0, 1.2, 1.6, 1.6, 1.2, 1.0, 1.0, 1.1])
+  plain = np.asarray(cm.warp_cell_widths(mu, 128.0, 96.0, 0.2))
+  np.testing.assert_allclose(np.asarray(cm.warp_cell_widths(mu, 128.0, 96.0, 0.2, power=1.0)),
+                             plain)
+  sharp = np.asarray(cm.warp_cell_widths(mu, 128.0, 96.0, 0.2, power=2.0))
+  np.testing.assert_allclose(sharp.sum(), 96.0, rtol=1e-4)
+  assert sharp[2] > plain[2] and sharp[0] < plain[0]  # subject wider, background narrower
+  m = np.asarray(mu)  # the importance still orders the widths
+  assert np.all((m[:, None] < m[None, :]) <= (sharp[:, None] <= sharp[None, :] + 1e-4))
+  # enlarging: the least important cells stretch, more so
+  wide = np.asarray(cm.warp_cell_widths(mu, 128.0, 160.0, 0.2, power=2.0))
+  wide1 = np.asarray(cm.warp_cell_widths(mu, 128.0, 160.0, 0.2))
+  assert wide[0] > wide1[0] and wide[2] < wide1[2]
+
+
 def test_warp_coords_are_monotone_and_uniform_warp_is_linear_scale():
   coords = cm.warp_coords(jnp.ones(8), 64, 48)
   np.testing.assert_allclose(coords, cm.linear_coords(64, 48), atol=1e-4)
