@@ -198,7 +198,7 @@ class OperatorConfig:
   def __post_init__(self):
     check_range("forward_weight", self.forward_weight, 0.0)
     check_range("diagonal_cost", self.diagonal_cost, 0.0)
-    check_range("warp_power", self.warp_power, 0.0)
+    check_range("warp_power", self.warp_power, 0.0, 8.0)  # (mu / mean) ** 8 stays finite
     check_range("seams_diagonal_cost", self.seams_diagonal_cost, 0.0)
     check_range("crop_share", self.crop_share, 0.0, 1.0)
     check_range("crop_share_growth", self.crop_share_growth, 0.0)

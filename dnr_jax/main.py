@@ -166,7 +166,7 @@ flags.DEFINE_enum("axis_order", _D.operator.axis_order, list(config.AXIS_ORDERS)
 flags.DEFINE_float("min_cell_scale", _D.operator.min_cell_scale,
                    "Smallest scale factor of a warp cell.")
 flags.DEFINE_float("warp_power", _D.operator.warp_power,
-                   "Exponent on the warp cells' importance (Eq. 3): above 1 the squeeze "
+                   "Exponent (0-8) on the warp cells' importance (Eq. 3): above 1 the squeeze "
                    "goes to the least important cells, 1 = Eq. 3 as written.")
 flags.DEFINE_float("forward_weight", _D.operator.forward_weight,
                    "Weight of the feature-space forward energy in the seams below the "

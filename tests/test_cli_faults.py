@@ -465,6 +465,7 @@ def test_inputs_matrix(env, kind, code, pattern):
     (["--width_ratio=0.8", "--seams_diagonal_cost=-1"], "seams_diagonal_cost"),
     (["--width_ratio=0.8", "--diagonal_cost=nan"], "diagonal_cost"),
     (["--width_ratio=0.8", "--warp_power=-1"], "warp_power"),
+    (["--width_ratio=0.8", "--warp_power=100"], "warp_power"),
     (["--width_ratio=0.8", "--alternative_completeness_weight=-1"],
      "alternative_completeness_weight"),
     (["--width_ratio=0.8", "--alternative_fine_coherence_weight=-1"],
