@@ -61,8 +61,8 @@ class OperatorConfig:
   # ones keep their width; 1 = Eq. 3 as written. 2 measured best (issue 12,
   # docs/RESULTS.md "A sharper warp"): RetargetMe dev half at 75% width SS 0.853 vs
   # 0.847 at lower coherence, package photos at 50% 0.746 vs 0.711 (subjects keep
-  # their proportions, the background takes the squeeze); 4 scored no higher at 75%
-  # and invented more (coherence 1.16 vs 1.02).
+  # their proportions, the background takes the squeeze); 4 scored the same at 75%
+  # (0.854) and invented more (coherence 1.16 vs 1.02).
   warp_power: float = 2.0
   use_seams: bool = True  # False: warping only (ablation)
   # Seams found per DP pass at the layers below the deepest (whose threshold stop

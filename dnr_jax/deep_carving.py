@@ -342,6 +342,9 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
       else:  # a hard limit: a batched pass could push a path into the band otherwise
         m = jnp.where(edge[None, :], seams.FORBIDDEN, m)
         layer_limit = seams.FORBIDDEN_LIMIT
+    # An enlarging plan's band pays a finite penalty: the diagonal step cost leaves it out
+    # of the mean it is priced from (a shrink's band is forbidden, out of it already).
+    step_border = band if enlarge else 0
     if remove is not None:
       bonus = 2.0 * h * jnp.max(s) + 1.0  # one more removed position beats any path
       m = jnp.where(forbidden_positions(remove, layer, arch), m - bonus, m)
@@ -356,9 +359,8 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
                    if stop_thresholds is None else stop_thresholds[layer])
       # A threshold from outside (the uncropped image's, crop_remainder "global_stop")
       # forces no first seam: the crop has already taken what had to go.
-      # (an enlarging plan's border band pays a finite penalty: not in the step cost)
       deep_energy_fn = seams.with_diagonal_cost(seams.fixed_energy_fn, cfg.diagonal_cost,
-                                                band if enlarge else 0)
+                                                step_border)
       res = seams.carve(m, max_k, max_k, deep_energy_fn, stop_threshold=threshold,
                         limit=layer_limit, force_first=stop_thresholds is None)
       fraction = res.num_removed.astype(jnp.float32) / w
@@ -377,8 +379,7 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
       if cfg.forward_weight > 0:
         payload = (m, f)
         energy_fn = seams.feature_forward_energy_fn(cfg.forward_weight)
-      energy_fn = seams.with_diagonal_cost(energy_fn, cfg.diagonal_cost,
-                                           band if enlarge else 0)
+      energy_fn = seams.with_diagonal_cost(energy_fn, cfg.diagonal_cost, step_border)
       # With thresholds from outside, each layer also stops at its own (no seam of a
       # shallow layer dearer than the uncropped image's cheap positions); else it
       # carves the deepest layer's fraction (the paper).

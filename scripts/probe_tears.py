@@ -20,8 +20,8 @@ For every operator :func:`dnr_jax.deep_carving.candidate_operators` plans for a 
   audition of ``pipeline`` runs), divided by the configured operator's: a target the
   image cannot meet (a tear) should leave more loss.
 
-docs/RESULTS.md ("What does not tell a torn seams image") compares both with the tears
-seen by eye: none ranks them. Tune and look on the dev half only.
+docs/RESULTS.md compares them with the tears seen by eye ("What does not tell a torn
+seams image": shear and loss10; "Why the seams tear": squeeze): none ranks them. Tune and look on the dev half only.
 
   python scripts/probe_tears.py --retargetme DIR --sets 2,10,13 [--tasks width75]
 """
@@ -91,10 +91,12 @@ def probe(w, src: np.ndarray, out_hw: tuple[int, int], cfg: config.RetargetConfi
     plan = prep.plan.width if width else prep.plan.height
     cmap = deep_carving.pixel_map(plan, deep_carving.sort_layers(op.layers)[0])
     source = np.asarray(image, np.float32)
-    inv = invented_vertical_edges(source if width else np.swapaxes(source, 0, 1), cmap)
+    if not width:  # a height plan's maps are of the transposed image
+      source = np.swapaxes(source, 0, 1)
+    inv = invented_vertical_edges(source, cmap)
     strip = max(1, inv.shape[1] // 24)
     band = float(np.convolve(inv.mean(axis=0), np.ones(strip) / strip, "same").max())
-    sq = squeezed_texture(source if width else np.swapaxes(source, 0, 1), cmap)
+    sq = squeezed_texture(source, cmap)
     sq_band = float(np.convolve(sq.mean(axis=0), np.ones(strip) / strip, "same").max())
     state = pipeline.reconstruction_init(prep.init, c)
     _, losses = pipeline.reconstruction_chunk(w, prep.targets, state, c, 10)
