@@ -11,21 +11,28 @@ The library surface:
   ``grid_sampler`` and ``refine`` (section 3.3), ``metrics`` (Eq. 5), ``baselines``.
 """
 
+import sys
+
 from dnr_jax.config import OperatorConfig
 from dnr_jax.config import ReconstructionConfig
 from dnr_jax.config import RefinementConfig
 from dnr_jax.config import RetargetConfig
-from dnr_jax.image_io import ImageError
-from dnr_jax.image_io import load_image
-from dnr_jax.image_io import load_mask
-from dnr_jax.image_io import save_image
-from dnr_jax.pipeline import KeepInfeasible
-from dnr_jax.pipeline import NumericalError
-from dnr_jax.pipeline import Result
-from dnr_jax.pipeline import retarget
-from dnr_jax.pipeline import retarget_pure
-from dnr_jax.weights import WeightsError
-from dnr_jax.weights import load_vgg19
+from dnr_jax.io.image_io import ImageError
+from dnr_jax.io.image_io import load_image
+from dnr_jax.io.image_io import load_mask
+from dnr_jax.io.image_io import save_image
+from dnr_jax.nn.weights import WeightsError
+from dnr_jax.nn.weights import load_vgg19
+from dnr_jax.resizing import batching
+from dnr_jax.resizing.masks import KeepInfeasible
+from dnr_jax.resizing.run import NumericalError
+from dnr_jax.resizing.result import Result
+from dnr_jax.resizing.run import retarget
+from dnr_jax.resizing.run import retarget_pure
+
+# ``from dnr_jax import batching`` / ``import dnr_jax.batching``: the batch API's public
+# name since milestone 1 (the module lives in the resizing layer now).
+sys.modules["dnr_jax.batching"] = batching
 
 __version__ = "0.1.0"
 

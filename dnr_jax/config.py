@@ -52,14 +52,14 @@ class OperatorConfig:
   # stop_percentile); 60 gives 35 at 50% width, the paper's own setting for 50%
   # (Fig. 16). 0 (the default) = the fixed percentile: 60 raised the mean SS and
   # coherence at 50% on RetargetMe and 5 of 7 package photos, but carved the rocket and
-  # half of the flower away (issue 12, docs/RESULTS.md).
+  # half of the flower away (issue 12, docs/history/LAB_LOG.md).
   percentile_growth: float = 0.0
   grid_cell: int = 16  # column-cell width of the warp, image pixels (Eq. 3)
   min_cell_scale: float = 0.2  # no warp cell shrinks below this fraction (see column_maps)
   # Exponent on the warp cells' importance before Eq. 3 (mu_i ** p, mu normalised to mean
   # 1): above 1 the squeeze concentrates in the least important cells and the important
   # ones keep their width; 1 = Eq. 3 as written. 2 measured best (issue 12,
-  # docs/RESULTS.md "A sharper warp"): RetargetMe dev half at 75% width SS 0.853 vs
+  # docs/history/LAB_LOG.md "A sharper warp"): RetargetMe dev half at 75% width SS 0.853 vs
   # 0.847 at lower coherence, package photos at 50% 0.746 vs 0.711 (subjects keep
   # their proportions, the background takes the squeeze); 4 scored the same at 75%
   # (0.854) and invented more (coherence 1.16 vs 1.02).
@@ -75,7 +75,7 @@ class OperatorConfig:
   # Weight of the feature-space forward energy (seams.feature_forward_energy_fn) in the
   # DP of the layers below the deepest: a seam also pays for the feature edges its
   # removal creates. 0 = Eq. 1/2's importance alone. 0.25, the default, measured best on
-  # the RetargetMe dev half (issue 12, docs/RESULTS.md "Quality on RetargetMe"):
+  # the RetargetMe dev half (issue 12, docs/history/LAB_LOG.md "Quality on RetargetMe"):
   # importance alone cut a face at its boundary with a textured wall; 1.0 carved smooth
   # object interiors instead. It costs ~1.3 s more prepare per 640x480 image (+6% total).
   forward_weight: float = 0.25
@@ -87,14 +87,14 @@ class OperatorConfig:
   # layer's usable positions (seams.with_diagonal_cost), at every layer. 0 (the
   # default) = Eq. 1/2's DP. Many seams follow one cheap valley; where it runs
   # diagonally the band they remove cuts every straight structure it crosses on a
-  # slant (docs/RESULTS.md, "Seams that run straight"). The "seams" alternative uses
+  # slant (docs/history/LAB_LOG.md, "Seams that run straight"). The "seams" alternative uses
   # ``seams_diagonal_cost``.
   diagonal_cost: float = 0.0
   # Share of a shrink taken by cropping before any seam: the window (a multiple of the
   # deepest layer's stride) chosen per image by ``crop_choice``; the warp
   # (crop_remainder) then does the rest on the cropped image (deep_carving.crop_size).
   # Only for a job that shrinks one axis without masks. 0 = the paper's operator. 0.75
-  # measured best on the RetargetMe dev half (issue 12, docs/RESULTS.md "A crop before
+  # measured best on the RetargetMe dev half (issue 12, docs/history/LAB_LOG.md "A crop before
   # the seams"): at 50% width SS 0.621 against 0.579 and coherence 1.9 against 5.0;
   # subjects keep their proportions instead of being squeezed.
   crop_share: float = 0.75
@@ -104,7 +104,7 @@ class OperatorConfig:
   # layer's stop threshold from the uncropped image's importance). With the cheap
   # border cropped, the seams' remaining paths run through the subject: they cut the
   # coffee cup's handle at 75% and notched its rim at 50%; the warp never cuts, and on
-  # the 41 RetargetMe dev sets it scored SS as high or higher (docs/RESULTS.md, "The
+  # the 41 RetargetMe dev sets it scored SS as high or higher (docs/history/LAB_LOG.md, "The
   # rest of a cropped shrink by the warp alone"). At 75% on the package photos the
   # seams kept more (SS 0.876 against 0.854).
   crop_remainder: str = "warp"
@@ -120,13 +120,13 @@ class OperatorConfig:
   # crop's edge); "importance": the window of the most deepest-layer importance (Eq. 1
   # at block5_pool, the default until then). On the 16 RetargetMe dev sets at 50% width
   # SS 0.646 against 0.624 (one candidate, the ranking alone: 0.639), at 75% 0.838
-  # against 0.837; on the package photos at 75% 0.869 against 0.854 (docs/RESULTS.md,
+  # against 0.837; on the package photos at 75% 0.869 against 0.854 (docs/history/LAB_LOG.md,
   # "The crop window by the semantic score"). Each candidate costs one forward pass of
   # the crop.
   crop_choice: str = "semantic"
   crop_candidates: int = 3
   # Other operators planned beside this one for a one-axis shrink without masks
-  # (deep_carving.candidate_operators); the plan whose image keeps the most of the
+  # (plan.candidate_operators); the plan whose image keeps the most of the
   # image's deep features wins (Eq. 5, pipeline._chosen_plan; less
   # ``alternative_completeness_weight`` x what it lost of the image's patches and
   # ``alternative_fine_coherence_weight`` x what it invented), as ``axis_order`` "auto"
@@ -137,7 +137,7 @@ class OperatorConfig:
   # hierarchical feature-space seams (Eq. 1-2) carve the whole shrink (crop_share 0,
   # percentile 100, deep_weight ``seams_deep_weight``, one seam per DP pass with
   # ``seams_diagonal_cost``).
-  # ("warp",), the default since 2026-11-27 (docs/RESULTS.md, "The warp alone as a
+  # ("warp",), the default since 2026-11-27 (docs/history/LAB_LOG.md, "The warp alone as a
   # candidate"): on the 41 RetargetMe dev sets SS 0.846 against 0.838 at 75% width
   # (coherence 1.04 against 0.83; shift-maps' 1.12), 0.651 against 0.646 at 50%,
   # 75% height unchanged; it never cuts or tears: where it wins it keeps what the crop
@@ -145,7 +145,7 @@ class OperatorConfig:
   # ~1 s and ~0.4 GB more per 640x480 photo (no audition steps: nothing to smooth).
   # ("crop", "warp"): 0.846 / 0.656, ~3 s more. ("crop", "seams") scored 0.852 / 0.651
   # but, by eye, the seams it keeps tear most of those photos (on the dev half 7 of 13:
-  # diagonal tears across streets and altars, jagged left borders; docs/RESULTS.md, "The
+  # diagonal tears across streets and altars, jagged left borders; docs/history/LAB_LOG.md, "The
   # operator choice charged for what it invented"), at 20 s and 2.8 GB a photo; with
   # seams, ``alternative_fine_coherence_weight`` 150 measured best. Empty: this operator
   # alone.
@@ -167,7 +167,7 @@ class OperatorConfig:
   # shallower layer's seams. Carving a whole 25% shrink, the shallow seams otherwise run
   # through an object's smooth interior, which Eq. 1 finds as cheap as the sky beside it
   # (the rocket's body was carved in half, the face of RetargetMe set 10 cut). 4 by the
-  # dev half (docs/RESULTS.md, "The operator choice with the seams guarded by the deep
+  # dev half (docs/history/LAB_LOG.md, "The operator choice with the seams guarded by the deep
   # layers").
   seams_deep_weight: float = 4.0
   # ``diagonal_cost`` of the "seams" alternative, which also carves its shallow layers'
@@ -178,7 +178,7 @@ class OperatorConfig:
   # completeness (metrics.completeness: input patches' distance to the image's nearest
   # patch at 96 px high, ~0.0005-0.007 on photos): Eq. 5 does not see an object cut away
   # when what stays carries as much deep energy (a coffee cup cut at the border). 40 by
-  # the dev half (docs/RESULTS.md, "The operator choice charged for lost patches"): SS
+  # the dev half (docs/history/LAB_LOG.md, "The operator choice charged for lost patches"): SS
   # 0.854 / 0.655 / 0.906 at 75% / 50% width / 75% height against 0.856 / 0.656 / 0.903
   # with 0, coherence 0.84 / 1.19 against 0.93 / 1.48; package photos at 75% 0.921 and
   # coherence 0.54 against 0.926 and 0.95.
@@ -187,11 +187,11 @@ class OperatorConfig:
   # fine coherence (metrics.fine_coherence: its patches' distance to the input's nearest
   # within a band, at half size, ~0.0001-0.003 on photos): what the image invented, a
   # squeezed texture or an object torn by seams into a jagged step, too fine for the
-  # 96-px completeness. 25 for the warp by the dev half (docs/RESULTS.md, "The warp
+  # 96-px completeness. 25 for the warp by the dev half (docs/history/LAB_LOG.md, "The warp
   # alone as a candidate"): 10 keeps the warp where it squeezes a busy scene (coherence
   # 1.24 at 75% width for SS +0.002), 40 turns it away from most of the photos where it
   # keeps more (SS 0.842); 20-30 choose alike. For ("crop", "seams") 150
-  # measured best (docs/RESULTS.md, "The operator choice charged for what it
+  # measured best (docs/history/LAB_LOG.md, "The operator choice charged for what it
   # invented").
   alternative_fine_coherence_weight: float = 25.0
 
@@ -245,11 +245,11 @@ class ReconstructionConfig:
   chunk: int = 10  # steps per jitted call (the host reports progress between chunks)
   seed: int = 0
   # Eq. 4 heals what the seams tore. When the output is lifted to full resolution from
-  # a plan without seams (a crop and/or Eq. 3's warp, deep_carving.carves_seams) and the
+  # a plan without seams (a crop and/or Eq. 3's warp, plan.carves_seams) and the
   # init is "seams", the output is that pixel map on the full-size image
   # (pipeline.reconstruction_steps: 0 steps). True runs the steps anyway: on the
   # RetargetMe dev half (1024-px photos, lifted from 640) their upsampled correction
-  # only added a blotchy low-frequency tone drift (issue 12, docs/RESULTS.md).
+  # only added a blotchy low-frequency tone drift (issue 12, docs/history/LAB_LOG.md).
   reconstruct_resamplings: bool = False
 
   def __post_init__(self):
@@ -284,8 +284,8 @@ class RefinementConfig:
 
 
 # The long side, in pixels, at which the deep operator and the reconstruction run; larger
-# inputs are delivered at full resolution by lifting the plan (see dnr_jax/fullres.py).
-# 640 by measurement (docs/RESULTS.md, "Full resolution"): photos up to 640 px run
+# inputs are delivered at full resolution by lifting the plan (see dnr_jax/resizing/fullres.py).
+# 640 by measurement (docs/history/LAB_LOG.md, "Full resolution"): photos up to 640 px run
 # exactly as before, and a 12 MP photo finishes in about a minute on the 2-core CPU.
 DEFAULT_WORK_SIZE = 640
 
@@ -311,11 +311,11 @@ class RetargetConfig:
   work_size: int = DEFAULT_WORK_SIZE  # 0: always run at the input's size
   # Working sides rounded to a multiple of this many pixels (1 = exact aspect ratio).
   # Photos whose working shapes then agree share one compilation and one vmapped batch
-  # (dnr_jax.batching); the lift back to full resolution absorbs the small anisotropy.
+  # (dnr_jax.resizing.batching); the lift back to full resolution absorbs the small anisotropy.
   work_multiple: int = 1
   # The VGG convolutions' dtype: "float32", "bfloat16", or "auto" = float32 on CPUs and
   # bfloat16 on accelerators, where it ran the Eq. 4 loop 1.8x faster at the same
-  # quality (docs/RESULTS.md, "Batches, devices and compilations"); see
+  # quality (docs/history/LAB_LOG.md, "Batches, devices and compilations"); see
   # :func:`resolve_compute_dtype`.
   compute_dtype: str = "auto"
 
@@ -329,3 +329,20 @@ class RetargetConfig:
     if not isinstance(self.work_multiple, int) or not 1 <= self.work_multiple <= 256:
       raise ValueError(f"work_multiple must be an integer in [1, 256], got "
                        f"{self.work_multiple}")
+
+
+# ----------------------------------------------------------------------------- presets
+
+# The paper's operator as published (sections 3-4): hierarchical feature-space seams to
+# the 20th-percentile threshold (Eq. 1-2), Eq. 3's proportional warp for the rest of
+# the width, Eq. 4 from the linear-scale initialisation; no crop before the seams, no
+# audition of other operators, no feature-space forward energy. The refinement of
+# section 3.3 is available (``refinement.steps``). Photos above ``work_size`` are still
+# lifted to full resolution (the paper ran at the input's size).
+PAPER = RetargetConfig(
+    operator=OperatorConfig(crop_share=0.0, crop_share_growth=0.0, alternatives=(),
+                            warp_power=1.0, forward_weight=0.0),
+    reconstruction=ReconstructionConfig(init="linear"))
+
+# Named configurations (``--preset``): "default" is today's behaviour.
+PRESETS = {"default": RetargetConfig(), "paper": PAPER}

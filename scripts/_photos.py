@@ -12,7 +12,7 @@ import pathlib
 import numpy as np
 from PIL import Image
 
-from dnr_jax import image_io
+from dnr_jax.io import image_io
 
 
 def _fit(img: np.ndarray, max_side: int) -> np.ndarray:

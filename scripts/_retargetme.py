@@ -21,7 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
-from dnr_jax import image_io
+from dnr_jax.io import image_io
 
 METHODS = ("CR", "SV", "MULTIOP", "SC", "SCL", "SM", "SNS", "WARP")
 OFFICIAL_SUFFIX = {"CR": "cr", "SV": "sv", "MULTIOP": "multiop", "SC": "sc", "SCL": "scl",

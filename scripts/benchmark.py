@@ -31,12 +31,12 @@ import jax.numpy as jnp
 
 import _photos
 import benchmark_batch
-from dnr_jax import baselines
+from dnr_jax.resizing import baselines
 from dnr_jax import config
-from dnr_jax import pipeline
-from dnr_jax import reconstruct
-from dnr_jax import vgg
-from dnr_jax import weights as weights_lib
+from dnr_jax import resizing
+from dnr_jax.resizing import reconstruct
+from dnr_jax.nn import vgg
+from dnr_jax.nn import weights as weights_lib
 
 
 def _time(fn, repeat=3):
@@ -85,7 +85,7 @@ def bench_step(w, hw, repeat, chunk=10):
   state = reconstruct.init_state(x, 2.0)
 
   def chunked():
-    return pipeline.reconstruction_chunk(w, tgt, reconstruct.init_state(x, 2.0), cfg, chunk)
+    return resizing.reconstruction_chunk(w, tgt, reconstruct.init_state(x, 2.0), cfg, chunk)
 
   _, per_chunk = _time(chunked, repeat)
   del state
@@ -94,11 +94,11 @@ def bench_step(w, hw, repeat, chunk=10):
 
 
 def bench_pipeline(w, img, cfg):
-  res = pipeline.retarget(w, img, (img.shape[0], round(img.shape[1] * 0.75)), cfg)
+  res = resizing.retarget(w, img, (img.shape[0], round(img.shape[1] * 0.75)), cfg)
   t = dict(res.timings)
   t["total"] = sum(t.values())
   # second run: the same sizes compile nothing
-  res2 = pipeline.retarget(w, img[:, ::-1].copy(), (img.shape[0], round(img.shape[1] * 0.75)),
+  res2 = resizing.retarget(w, img[:, ::-1].copy(), (img.shape[0], round(img.shape[1] * 0.75)),
                            cfg)
   t2 = dict(res2.timings)
   t2["total"] = sum(t2.values())
@@ -111,7 +111,7 @@ def bench_sizes(w, sizes, repeat):
     img = _photos.benchmark_photo(h, wd)
     out_hw = (h, round(wd * 0.75))
     cfg = config.RetargetConfig()
-    prep_first, prep = _time(lambda: pipeline.prepare(w, jnp.asarray(img, jnp.float32),
+    prep_first, prep = _time(lambda: resizing.prepare(w, jnp.asarray(img, jnp.float32),
                                                        out_hw, cfg), repeat)
     step = bench_step(w, out_hw, repeat)
     rows.append({"size": f"{wd}x{h}", "prepare_s": prep, "prepare_first_call_s": prep_first,
@@ -126,9 +126,9 @@ def bench_batch(w, hw, batches, steps=10):
   cfg = config.RetargetConfig(reconstruction=config.ReconstructionConfig(steps=steps, chunk=steps))
   for n in batches:
     imgs = jnp.stack([jnp.asarray(_photos.benchmark_photo(h, wd), jnp.float32)] * n)
-    prep_fn = jax.jit(jax.vmap(functools.partial(pipeline.prepare, w, out_hw=out_hw, cfg=cfg)))
+    prep_fn = jax.jit(jax.vmap(functools.partial(resizing.prepare, w, out_hw=out_hw, cfg=cfg)))
     chunk_fn = jax.jit(jax.vmap(
-        lambda t, s: pipeline.reconstruction_chunk(w, t, s, cfg, steps, unroll=False)))
+        lambda t, s: resizing.reconstruction_chunk(w, t, s, cfg, steps, unroll=False)))
 
     def run():
       prep = prep_fn(imgs)

@@ -32,10 +32,10 @@ import jax
 import numpy as np
 
 import _photos
-from dnr_jax import batching
-from dnr_jax import compilation
+from dnr_jax.resizing import batching
+from dnr_jax.io import compilation
 from dnr_jax import config
-from dnr_jax import metrics
+from dnr_jax.quality import metrics
 
 
 def device_line() -> str:
@@ -231,7 +231,7 @@ def main_batch(args, weights, out: pathlib.Path) -> None:
 
 
 def main_folder(args, out: pathlib.Path) -> None:
-  from dnr_jax import image_io  # pylint: disable=g-import-not-at-top
+  from dnr_jax.io import image_io  # pylint: disable=g-import-not-at-top
   r = {"date": time.strftime("%Y-%m-%d"), "device": device_line(),
        "command": " ".join(["python scripts/benchmark.py"] + sys.argv[1:]),
        "images": len(image_io.list_images(pathlib.Path(args.folder)))}

@@ -72,11 +72,11 @@ def run_cli(src: pathlib.Path, out_dir: pathlib.Path, extra=()) -> dict:
 def bench_seams(photo: pathlib.Path, repeats: int = 3) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from dnr_jax import baselines  # pylint: disable=g-import-not-at-top
+  from dnr_jax.resizing import baselines  # pylint: disable=g-import-not-at-top
   from dnr_jax import config  # pylint: disable=g-import-not-at-top
-  from dnr_jax import deep_carving  # pylint: disable=g-import-not-at-top
-  from dnr_jax import vgg  # pylint: disable=g-import-not-at-top
-  from dnr_jax import weights as weights_lib  # pylint: disable=g-import-not-at-top
+  from dnr_jax.resizing import deep_carving  # pylint: disable=g-import-not-at-top
+  from dnr_jax.nn import vgg  # pylint: disable=g-import-not-at-top
+  from dnr_jax.nn import weights as weights_lib  # pylint: disable=g-import-not-at-top
 
   img = np.asarray(Image.open(photo).convert("RGB").resize((1024, 768), Image.LANCZOS))
   res = {}

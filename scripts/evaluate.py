@@ -1,6 +1,6 @@
 """Evaluation against the baselines (section 4, Table 1): scores, table, contact sheets.
 
-Runs every method of ``dnr_jax.baselines`` (DNR with and without refinement from one
+Runs every method of ``dnr_jax.resizing.baselines`` (DNR with and without refinement from one
 run) on real photographs at the given width ratios and writes, under ``--out``:
 
 - ``<photo>/<ratio>/<method>.png``: every output;
@@ -45,15 +45,15 @@ import numpy as np
 
 import _photos
 import _retargetme
-from dnr_jax import baselines
-from dnr_jax import compilation
+from dnr_jax.resizing import baselines
+from dnr_jax.io import compilation
 from dnr_jax import config
-from dnr_jax import image_io
-from dnr_jax import importance
-from dnr_jax import metrics
-from dnr_jax import pipeline
-from dnr_jax import visualize
-from dnr_jax import weights as weights_lib
+from dnr_jax.io import image_io
+from dnr_jax.ops import importance
+from dnr_jax.quality import metrics
+from dnr_jax import resizing
+from dnr_jax.cli import visualize
+from dnr_jax.nn import weights as weights_lib
 
 ORDER = ("linear", "crop", "seam_carving", "seam_carving_forward", "feature_seams_in_image",
          "dnr_no_refine", "dnr")
@@ -70,7 +70,7 @@ def run_methods(img, out_hw, ctx, methods):
     outs[m] = (o, time.perf_counter() - t0)
   if "dnr" in methods or "dnr_no_refine" in methods:
     t0 = time.perf_counter()
-    res = pipeline.retarget(ctx.weights, img, out_hw, ctx.config)
+    res = resizing.retarget(ctx.weights, img, out_hw, ctx.config)
     total = time.perf_counter() - t0
     outs["dnr_no_refine"] = (res.reconstructed, total - res.timings.get("refinement", 0.0))
     outs["dnr"] = (res.output, total)
@@ -214,7 +214,7 @@ def run_retargetme(args):
     for m in ours:
       t0 = time.perf_counter()
       if m == "dnr":
-        o = pipeline.retarget(w, src, out_hw, cfg).output
+        o = resizing.retarget(w, src, out_hw, cfg).output
       else:
         o = np.asarray(baselines.METHODS[m](src, out_hw, ctx))
       secs = time.perf_counter() - t0

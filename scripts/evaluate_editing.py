@@ -1,10 +1,10 @@
 """Enlarging, both axes, keep and remove masks against the tools users know (issue 9).
 
 Methods per operation (every output scored against its input with
-:func:`dnr_jax.metrics.all_scores`: semantic score Eq. 5, coherence and completeness
+:func:`dnr_jax.quality.metrics.all_scores`: semantic score Eq. 5, coherence and completeness
 at 96 px high, lower coherence = fewer invented structures):
 
-- ``dnr``: dnr_jax defaults (``pipeline.retarget``, with the masks where the operation
+- ``dnr``: dnr_jax defaults (``resizing.retarget``, with the masks where the operation
   has one);
 - ``seam_insertion``: our image-space seam carving / insertion (backward energy);
 - ``sc_package``: the ``seam-carving`` package (PyPI, 1.1.0, backward energy, its
@@ -34,13 +34,13 @@ import numpy as np
 
 import _photos
 import _retargetme
-from dnr_jax import baselines
+from dnr_jax.resizing import baselines
 from dnr_jax import config
-from dnr_jax import image_io
-from dnr_jax import metrics
-from dnr_jax import pipeline
-from dnr_jax import visualize
-from dnr_jax import weights as weights_lib
+from dnr_jax.io import image_io
+from dnr_jax.quality import metrics
+from dnr_jax import resizing
+from dnr_jax.cli import visualize
+from dnr_jax.nn import weights as weights_lib
 
 # Subject boxes (y0, y1, x0, x1 as fractions of the photo) drawn by eye on the package
 # photos: "keep" over the subject, "remove" over an object beside it.
@@ -114,7 +114,7 @@ def run_photo(weights, name, image, op, cfg, out_dir) -> list[dict]:
 
   def dnr_fn(c):
     def fn():
-      res = pipeline.retarget(weights, image, out_hw, c, keep=masks.get("keep"),
+      res = resizing.retarget(weights, image, out_hw, c, keep=masks.get("keep"),
                               remove=masks.get("remove"))
       fn.result = {"axis_order": res.axis_order, "order_scores": res.order_scores,
                    "keep_held": res.keep_held,
@@ -125,7 +125,7 @@ def run_photo(weights, name, image, op, cfg, out_dir) -> list[dict]:
 
   try:
     record("dnr", dnr_fn(cfg))
-  except pipeline.KeepInfeasible as e:  # the CLI's exit 2: recorded, nothing to compare
+  except resizing.KeepInfeasible as e:  # the CLI's exit 2: recorded, nothing to compare
     rows.append({"photo": name, "op": op, "method": "dnr", "infeasible": str(e)})
     print(json.dumps(rows[-1]), flush=True)
     return rows
@@ -169,7 +169,7 @@ def main():
         continue  # width shrinking: scripts/evaluate.py --retargetme
       out_hw = published["CR"].shape[:2]
       t0 = time.perf_counter()
-      res = pipeline.retarget(weights, src, out_hw, cfg)
+      res = resizing.retarget(weights, src, out_hw, cfg)
       dt = time.perf_counter() - t0
       outs = {"input": src, "dnr": res.output, **published}
       for m, out in outs.items():

@@ -10,7 +10,7 @@ import argparse
 import sys
 import time
 
-from dnr_jax import weights as weights_lib
+from dnr_jax.nn import weights as weights_lib
 
 
 def main():

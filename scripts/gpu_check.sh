@@ -10,7 +10,7 @@
 #   bash scripts/gpu_check.sh        # writes under $OUT (default results/gpu)
 # Environment: STAGES (default "batch fullres cli"), BATCH_SIZES (default
 # 1,2,4,8,16,32), BENCH_FLAGS (e.g. "--no_loops --no_dtypes"). Each stage has its own
-# time limit; the log is $OUT/gpu.log. Measured figures: docs/RESULTS.md.
+# time limit; the log is $OUT/gpu.log. Measured figures: docs/history/LAB_LOG.md.
 set -u
 OUT=${OUT:-results/gpu}
 mkdir -p "$OUT"
@@ -32,7 +32,7 @@ EOF
 } 2>&1 | tee -a "$LOG"
 
 stage weights
-timeout 120 $PY -c "from dnr_jax import weights; weights.load_vgg19()" 2>&1 | tail -3 | tee -a "$LOG"
+timeout 120 $PY -c "import dnr_jax; dnr_jax.load_vgg19()" 2>&1 | tail -3 | tee -a "$LOG"
 
 if [[ " $STAGES " == *" batch "* ]]; then
   stage "batch benchmark"
@@ -51,7 +51,7 @@ fi
 
 if [[ " $STAGES " == *" cli "* ]]; then
   stage "CLI on the bundled photo: cold, then warm persistent cache"
-  SAMPLE=$($PY -c "from dnr_jax import image_io; print(image_io.sample_image_path())")
+  SAMPLE=$($PY -c "from dnr_jax.io import image_io; print(image_io.sample_image_path())")
   for run in cold warm; do
     t0=$EPOCHREALTIME
     timeout 60 $PY -m dnr_jax.main --input="$SAMPLE" --output="/tmp/demo_$run.png" \

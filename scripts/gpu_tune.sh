@@ -30,7 +30,7 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false XLA_PYTHON_CLIENT_MEM_FRACTION=${MEM_
 export JAX_DEFAULT_MATMUL_PRECISION=highest
 LOG="$OUT/tune.log"
 { nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; date +%T; } >>"$LOG" 2>&1
-timeout 120 $PY -c "from dnr_jax import weights; weights.load_vgg19()" >>"$LOG" 2>&1
+timeout 120 $PY -c "import dnr_jax; dnr_jax.load_vgg19()" >>"$LOG" 2>&1
 work=/tmp/gpu_tune
 rm -rf "$work"; mkdir -p "$work"
 for spec in ${CONFIGS:?}; do

@@ -6,7 +6,7 @@ score (Eq. 5, ``metrics.feature_energy`` of the crop over the source's). Printed
 and as means per task: the best window, the centred one, and the windows the column
 profiles of the uncropped image's deep features would choose (block5_conv1 norm and
 energy, block5_pool norm and energy). This is the probe behind ``crop_choice``
-"semantic" (docs/RESULTS.md, "The crop window by the semantic score"); tune on the dev
+"semantic" (docs/history/LAB_LOG.md, "The crop window by the semantic score"); tune on the dev
 half only.
 
   python scripts/probe_crop_windows.py --retargetme DIR --split dev [--sets 3,4,...]
@@ -21,10 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import _retargetme
-from dnr_jax import metrics
-from dnr_jax import visualize
-from dnr_jax import vgg
-from dnr_jax import weights as weights_lib
+from dnr_jax.quality import metrics
+from dnr_jax.cli import visualize
+from dnr_jax.nn import vgg
+from dnr_jax.nn import weights as weights_lib
 
 PROFILES = (("block5_conv1", "norm"), ("block5_conv1", "energy"),
             ("block5_pool", "norm"), ("block5_pool", "energy"))

@@ -1,6 +1,6 @@
 """Three candidate tear scores for the operator choice, per RetargetMe set (dev half only).
 
-For every operator :func:`dnr_jax.deep_carving.candidate_operators` plans for a set
+For every operator :func:`dnr_jax.resizing.plan.candidate_operators` plans for a set
 (with ``--alternatives``, default ``warp,seams``), at the working size:
 
 - ``shear``: the invented vertical edges of its pixel map (width sets; height sets
@@ -20,7 +20,7 @@ For every operator :func:`dnr_jax.deep_carving.candidate_operators` plans for a 
   audition of ``pipeline`` runs), divided by the configured operator's: a target the
   image cannot meet (a tear) should leave more loss.
 
-docs/RESULTS.md compares them with the tears seen by eye ("What does not tell a torn
+docs/history/LAB_LOG.md compares them with the tears seen by eye ("What does not tell a torn
 seams image": shear and loss10; "Why the seams tear": squeeze): none ranks them. Tune and look on the dev half only.
 
   python scripts/probe_tears.py --retargetme DIR --sets 2,10,13 [--tasks width75]
@@ -36,12 +36,12 @@ import jax.numpy as jnp
 import numpy as np
 
 import _retargetme
-from dnr_jax import column_maps
-from dnr_jax import compilation
+from dnr_jax.ops import column_maps
+from dnr_jax.io import compilation
 from dnr_jax import config
-from dnr_jax import deep_carving
-from dnr_jax import pipeline
-from dnr_jax import weights as weights_lib
+from dnr_jax.resizing import deep_carving
+from dnr_jax import resizing
+from dnr_jax.nn import weights as weights_lib
 
 
 def invented_vertical_edges(source: np.ndarray, cmap: column_maps.ColumnMap) -> np.ndarray:
@@ -81,13 +81,13 @@ def squeezed_texture(source: np.ndarray, cmap: column_maps.ColumnMap,
 
 
 def probe(w, src: np.ndarray, out_hw: tuple[int, int], cfg: config.RetargetConfig) -> dict:
-  s = pipeline.sizes(src.shape[:2], out_hw, cfg.work_size, cfg.work_multiple)
-  image = pipeline.downscale(src, s.work, size_classes=True)
+  s = resizing.sizes(src.shape[:2], out_hw, cfg.work_size, cfg.work_multiple)
+  image = resizing.downscale(src, s.work, on_host=True)
   width = s.work_out[1] != s.work[1]
   row, first_loss = {}, None
-  for name, op in deep_carving.candidate_operators(cfg.operator, s.work, s.work_out):
+  for name, op in resizing.candidate_operators(cfg.operator, s.work, s.work_out):
     c = dataclasses.replace(cfg, operator=op)
-    prep = pipeline.prepare(w, image, s.work_out, c)
+    prep = resizing.prepare(w, image, s.work_out, c)
     plan = prep.plan.width if width else prep.plan.height
     cmap = deep_carving.pixel_map(plan, deep_carving.sort_layers(op.layers)[0])
     source = np.asarray(image, np.float32)
@@ -98,8 +98,8 @@ def probe(w, src: np.ndarray, out_hw: tuple[int, int], cfg: config.RetargetConfi
     band = float(np.convolve(inv.mean(axis=0), np.ones(strip) / strip, "same").max())
     sq = squeezed_texture(source, cmap)
     sq_band = float(np.convolve(sq.mean(axis=0), np.ones(strip) / strip, "same").max())
-    state = pipeline.reconstruction_init(prep.init, c)
-    _, losses = pipeline.reconstruction_chunk(w, prep.targets, state, c, 10)
+    state = resizing.reconstruction_init(prep.init, c)
+    _, losses = resizing.reconstruction_chunk(w, prep.targets, state, c, 10)
     loss = float(np.asarray(losses)[-1])
     first_loss = loss if first_loss is None else first_loss
     row[name] = {"shear": float(inv.mean()), "band": band, "squeeze": float(sq.mean()),

@@ -18,17 +18,18 @@ import json
 import pathlib
 
 import jax.numpy as jnp
+import jax
 import numpy as np
 
 import _photos
 from dnr_jax import config
-from dnr_jax import image_io
-from dnr_jax import metrics
-from dnr_jax import pipeline
-from dnr_jax import reconstruct
-from dnr_jax import refine
-from dnr_jax import visualize
-from dnr_jax import weights as weights_lib
+from dnr_jax.io import image_io
+from dnr_jax.quality import metrics
+from dnr_jax import resizing
+from dnr_jax.resizing import reconstruct
+from dnr_jax.resizing import refine
+from dnr_jax.cli import visualize
+from dnr_jax.nn import weights as weights_lib
 
 
 def _u8(x):
@@ -66,16 +67,16 @@ def main():
     img = photos[name]
     out_hw = (img.shape[0], round(img.shape[1] * 0.75))
     cfg = dataclasses.replace(base, reconstruction=rc)
-    res = pipeline.retarget(w, img, out_hw, cfg)
-    prep = pipeline.prepare(w, jnp.asarray(img, jnp.float32), out_hw, cfg)
+    res = resizing.retarget(w, img, out_hw, cfg)
+    prep = resizing.prepare(w, jnp.asarray(img, jnp.float32), out_hw, cfg)
     recon = jnp.asarray(res.reconstructed, jnp.float32)
     rec = {"photo": name, "recon_steps": rc.steps, "init": rc.init,
            "before": _scores(w, img, res.reconstructed, prep.targets, cfg)}
     # (a) more pixel steps
     more = dataclasses.replace(cfg, reconstruction=dataclasses.replace(rc, steps=args.extra))
     state = reconstruct.init_state(recon, rc.learning_rate)
-    state, _ = pipeline.reconstruction_chunk(w, prep.targets, state, more, args.extra)
-    rec["more_pixel_steps"] = _scores(w, img, _u8(pipeline.final_image(state)), prep.targets, cfg)
+    state, _ = resizing.reconstruction_chunk(w, prep.targets, state, more, args.extra)
+    rec["more_pixel_steps"] = _scores(w, img, _u8(resizing.final_image(state)), prep.targets, cfg)
     # (b) grid refinement variants
     panels = []
     for v in args.variants.split(","):
@@ -84,9 +85,12 @@ def main():
                                      smoothness=float(smooth), max_shift=float(shift),
                                      learning_rate=float(lr))
       vcfg = dataclasses.replace(cfg, refinement=rcfg)
-      rstate = pipeline.refinement_init(recon, vcfg)
-      rstate, _ = pipeline.refinement_chunk(w, prep.targets, recon, rstate, vcfg, args.extra)
-      theta = pipeline.final_image(rstate)
+      # (the batched phases on a batch of one, as the run calls them)
+      one = lambda tree: jax.tree_util.tree_map(lambda x: x[None], tree)  # noqa: E731
+      rstate = resizing.refinement_init_batch(recon[None], vcfg)
+      rstate, _ = resizing.refinement_chunk_batch(w, one(prep.targets), recon[None], rstate,
+                                                  vcfg, args.extra)
+      theta = resizing.final_image(jax.tree_util.tree_map(lambda x: x[0], rstate))
       refined = _u8(refine.warp_image(recon, theta, rcfg.max_shift))
       d = np.asarray(refine.displacement(theta, *out_hw, rcfg.max_shift))
       mag = np.sqrt((d ** 2).sum(-1))

@@ -20,11 +20,11 @@ import numpy as np
 
 import _photos
 from dnr_jax import config
-from dnr_jax import image_io
-from dnr_jax import metrics
-from dnr_jax import pipeline
-from dnr_jax import reconstruct
-from dnr_jax import weights as weights_lib
+from dnr_jax.io import image_io
+from dnr_jax.quality import metrics
+from dnr_jax import resizing
+from dnr_jax.resizing import reconstruct
+from dnr_jax.nn import weights as weights_lib
 
 
 def main():
@@ -52,12 +52,12 @@ def main():
       init, lr = run.split(":")
       cfg = config.RetargetConfig(reconstruction=config.ReconstructionConfig(
           init=init, learning_rate=float(lr), steps=args.steps, chunk=25))
-      prep = pipeline.prepare(w, jnp.asarray(img, jnp.float32), out_hw, cfg)
+      prep = resizing.prepare(w, jnp.asarray(img, jnp.float32), out_hw, cfg)
       state = reconstruct.init_state(prep.init, cfg.reconstruction.learning_rate)
       losses, scores, done, t0 = [], {}, 0, time.perf_counter()
       for cp in checkpoints:
         while done < cp:  # fixed-size chunks: each new chunk size would compile again
-          state, l = pipeline.reconstruction_chunk(w, prep.targets, state, cfg, 25)
+          state, l = resizing.reconstruction_chunk(w, prep.targets, state, cfg, 25)
           losses += [float(x) for x in np.asarray(l)]
           done += 25
         cur = np.clip(np.round(np.asarray(state.image)), 0, 255).astype(np.uint8)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dnr_jax import image_io
-from dnr_jax import vgg
-from dnr_jax import weights as weights_lib
+from dnr_jax.io import image_io
+from dnr_jax.nn import vgg
+from dnr_jax.nn import weights as weights_lib
 
 
 @pytest.fixture(scope="session")

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dnr_jax import batching
-from dnr_jax import compilation
+from dnr_jax.resizing import batching
+from dnr_jax.io import compilation
 from dnr_jax import config
-from dnr_jax import pipeline
-from dnr_jax import weights as weights_lib
+from dnr_jax import resizing
+from dnr_jax.nn import weights as weights_lib
 
 CFG = config.RetargetConfig(
     reconstruction=config.ReconstructionConfig(steps=4, chunk=2), work_size=96,
@@ -40,7 +40,7 @@ def mixed(photo):
 
 
 def test_plan_batches_groups_by_working_shape_in_order():
-  s = lambda hw, out: pipeline.sizes(hw, out, 96, 16)
+  s = lambda hw, out: resizing.sizes(hw, out, 96, 16)
   job_sizes = [s((100, 150), (100, 112)), s((150, 100), (120, 100)), s((97, 144), (97, 108)),
                s((100, 150), (100, 112)), s((100, 150), (100, 112))]
   assert batching.plan_batches(job_sizes, 2) == [[0, 2], [3, 4], [1]]
@@ -66,14 +66,15 @@ def test_process_shares_cover_every_job_once():
 
 
 def test_work_multiple_rounds_working_sides():
-  s = pipeline.sizes((683, 1024), (683, 768), 640, 32)
+  s = resizing.sizes((683, 1024), (683, 768), 640, 32)
   assert s.work == (416, 640) and s.work_out == (416, 480)
-  assert pipeline.sizes((673, 1024), (673, 768), 640, 32).work == s.work  # one bucket
-  assert pipeline.sizes((683, 1024), (683, 768), 640).work == (427, 640)  # default: exact
-  small = pipeline.sizes((450, 600), (450, 450), 640, 32)
+  assert resizing.sizes((673, 1024), (673, 768), 640, 32).work == s.work  # one bucket
+  assert resizing.sizes((683, 1024), (683, 768), 640).work == (427, 640)  # default: exact
+  small = resizing.sizes((450, 600), (450, 450), 640, 32)
   assert small.work == (448, 608) and small.full_resolution
 
 
+@pytest.mark.slow
 def test_batch_equals_one_by_one(random_weights, mixed, compilations):
   """Mixed sizes (full resolution, both a width and a height job) in one call."""
   images, outs = mixed
@@ -83,12 +84,37 @@ def test_batch_equals_one_by_one(random_weights, mixed, compilations):
   assert sum("_prepare_batch" in c for c in seen) == 2
   assert sum("_reconstruction_chunk_batch" in c for c in seen) == 2
   for im, out_hw, res in zip(images, outs, results):
-    one = pipeline.retarget(random_weights, im, out_hw, CFG)
+    one = resizing.retarget(random_weights, im, out_hw, CFG)
     assert res.output.shape == (*out_hw, 3) and res.batch_size >= 1
     assert res.seams_removed == one.seams_removed and res.kept_span == one.kept_span
     # Measured: bitwise equal on XLA:CPU. The stated tolerance: 1 grey level.
     np.testing.assert_allclose(res.output, one.output, atol=1)
     np.testing.assert_allclose(res.recon_losses, one.recon_losses, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_two_axis_jobs_give_the_same_images_at_batch_sizes_1_and_3(random_weights, photo):
+  """One phase sequence: the axis order of a two-axis job is chosen per image (Eq. 5 of
+  both orders' pixel maps) whether it runs alone or in a batch. Before the one-path
+  change the batched path always went width first."""
+  cfg = config.RetargetConfig(reconstruction=config.ReconstructionConfig(steps=2, chunk=2),
+                              work_size=0)
+  images = [np.ascontiguousarray(im) for im in (
+      _resized(photo, 96, 64), _resized(photo, 96, 64)[:, ::-1], _resized(photo[::-1], 96, 64),
+      _resized(photo[:, 100:], 96, 64))]
+  outs = [(52, 76)] * len(images)
+  one = batching.retarget_many(random_weights, images, outs, cfg, batch_size=1)
+  three = batching.retarget_many(random_weights, images, outs, cfg, batch_size=3)
+  alone = [resizing.retarget(random_weights, im, o, cfg) for im, o in zip(images, outs)]
+  for a, b, c in zip(one, three, alone):
+    assert a.axis_order == b.axis_order == c.axis_order
+    assert a.order_scores == b.order_scores == c.order_scores
+    np.testing.assert_array_equal(a.output, b.output)
+    np.testing.assert_array_equal(a.output, c.output)
+  orders = {r.axis_order for r in one}
+  plan = resizing.make_plan((64, 96), (52, 76), cfg)
+  # (these four photos choose both orders: the batch of three splits by order)
+  assert plan.axis_order == "auto" and orders == {"width_first", "height_first"}
 
 
 def test_a_bucket_compiles_once(random_weights, photo):
@@ -111,7 +137,9 @@ _EIGHT_DEVICES = textwrap.dedent("""
     import sys
     import jax, numpy as np
     from PIL import Image
-    from dnr_jax import batching, config, image_io, pipeline, vgg
+    from dnr_jax import batching, config, resizing
+    from dnr_jax.io import image_io
+    from dnr_jax.nn import vgg
     w = vgg.random_weights(jax.random.PRNGKey(0))
     photo = image_io.load_image(image_io.sample_image_path())
     ims = [np.asarray(Image.fromarray(photo).resize(s)) for s in [(150, 100), (144, 97), (150, 100)]]
@@ -120,16 +148,18 @@ _EIGHT_DEVICES = textwrap.dedent("""
     cfg = config.RetargetConfig(reconstruction=config.ReconstructionConfig(steps=4, chunk=2),
                                 work_size=96, work_multiple=16)
     mesh = batching.batch_mesh()
-    works = np.stack([np.asarray(pipeline.downscale(im, (64, 96), True)) for im in ims])
+    works = np.stack([np.asarray(resizing.downscale(im, (64, 96), True)) for im in ims])
     works = np.concatenate([works] + [works[-1:]] * (8 - len(ims)))
-    prep, _ = pipeline.prepare_batch(batching.replicate(w, mesh),
-                                     batching.shard_batch(works, mesh), (64, 72), cfg)
+    prep, _ = resizing.prepare_batch(batching.replicate(w, mesh),
+                                     batching.shard_batch(works, mesh),
+                                     resizing.make_plan((64, 96), (64, 72), cfg), cfg)
     print("devices", len(jax.devices()), "sharded_over", len(prep.init.sharding.device_set))
     res = batching.retarget_batch(w, ims, outs, cfg, mesh)
     np.savez(sys.argv[1], *[r.output for r in res])
 """)
 
 
+@pytest.mark.slow
 def test_eight_forced_cpu_devices_give_the_same_outputs(tmp_path):
   script = tmp_path / "eight.py"
   script.write_text(_EIGHT_DEVICES)
@@ -167,6 +197,7 @@ def _cli(*args, cache):
   return proc.returncode, proc.stderr
 
 
+@pytest.mark.slow
 def test_cli_batches_match_one_by_one_and_the_cache_makes_reruns_compile_nothing(folder):
   d, wpath = folder
   common = ["--width_ratio=0.75", "--work_size=96", "--work_multiple=16", "--steps=2",
@@ -208,6 +239,7 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_share_a_folder_through_jax_distributed(folder):
   """Two local processes joined by jax.distributed.initialize(): each retargets its
   share (round robin) and writes its own report; together they cover the folder."""

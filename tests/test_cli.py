@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from dnr_jax import config
-from dnr_jax import weights as weights_lib
+from dnr_jax.nn import weights as weights_lib
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,7 @@ def test_flagfile_run_writes_output_report_and_debug(setup):
     assert (d / f"out_{name}.png").is_file(), name
 
 
+@pytest.mark.slow
 def test_alternatives_name_the_chosen_operator_in_the_report(setup):
   d, wpath, img = setup
   code, _, err = run(f"--input={img}", f"--output={d}/alt.png", "--width_ratio=0.5",

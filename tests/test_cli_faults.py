@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dnr_jax import weights as weights_lib
+from dnr_jax.cli import main as cli_main
+from dnr_jax.nn import weights as weights_lib
 
 FAST = ["--steps=1", "--chunk=1", "--noprogress"]
 
@@ -43,6 +44,14 @@ def run(*args, cwd=None, extra_env=None):
   proc = subprocess.run([sys.executable, "-m", "dnr_jax.main", *map(str, args)],
                         capture_output=True, text=True, timeout=600, cwd=cwd, env=e)
   return proc.returncode, proc.stderr
+
+
+def run_in_process(capsys, *args):
+  """The CLI's exit status and stderr, run in this process (the flag and configuration
+  checks: no subprocess start-up per case)."""
+  capsys.readouterr()
+  code = cli_main.status_in_process(["--compilation_cache=", *map(str, args)])
+  return code, capsys.readouterr().err
 
 
 def snapshot(folder: pathlib.Path) -> dict:
@@ -365,14 +374,14 @@ def test_animated_gif_warns_that_only_the_first_frame_is_used(env):
     ("--forward_weight=-1", "forward_weight"), ("--percentile_growth=-1", "percentile_growth"),
     ("--crop_share=1.5", "crop_share"),
 ])
-def test_numeric_flags_are_validated(env, flag, pattern):
+def test_numeric_flags_are_validated(env, flag, pattern, capsys):
   d = case_dir(env, "num_" + re.sub(r"\W", "_", flag))
   src = photo_file(env, d)
   args = [f"--input={src}", f"--output={d}/o.png", f"--vgg_weights={env['weights']}", *FAST,
           flag]
   if "ratio" not in flag:
     args.append("--width_ratio=0.75")
-  code, err = run(*args)
+  code, err = run_in_process(capsys, *args)
   assert code == 2, err
   one_error(err, pattern)
   assert not (d / "o.png").exists()
@@ -473,11 +482,12 @@ def test_inputs_matrix(env, kind, code, pattern):
     (["--width_ratio=0.8", "--layers=block9_conv9"], "unknown vgg19 layer"),
     (["--width_ratio=0.8", "--output={d}/o.xyz"], "unknown image file extension"),
 ])
-def test_flag_matrix(env, args, pattern):
+def test_flag_matrix(env, args, pattern, capsys):
   d = case_dir(env, "flags_" + re.sub(r"\W", "_", "".join(args)))
   src = photo_file(env, d)
-  code, err = run(f"--input={src}", f"--output={d}/o.png", *[a.format(d=d) for a in args],
-                  f"--vgg_weights={env['weights']}", *FAST)
+  code, err = run_in_process(capsys, f"--input={src}", f"--output={d}/o.png",
+                             *[a.format(d=d) for a in args], f"--vgg_weights={env['weights']}",
+                             *FAST)
   assert code == 2, err
   one_error(err, pattern)
   assert not (d / "o.png").exists()

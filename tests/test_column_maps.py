@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from dnr_jax import column_maps as cm
+from dnr_jax.ops import column_maps as cm
 
 
 def test_linear_scale_matches_jax_image_resize_without_antialias():

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from dnr_jax import compilation
+from dnr_jax.io import compilation
 
 
 def test_memory_maps_reports_use_and_limit_on_linux():
@@ -26,7 +26,7 @@ def test_release_drops_the_compiled_programs_only_past_the_threshold():
   the rest of the test session recompile."""
   script = textwrap.dedent("""
       import jax, jax.numpy as jnp
-      from dnr_jax import compilation
+      from dnr_jax.io import compilation
       x = jnp.ones(7)
       fns = [jax.jit(lambda x, k=k: jnp.sin(x) * k + jnp.cumsum(x)) for k in range(40)]
       for f in fns:

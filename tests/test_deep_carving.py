@@ -4,13 +4,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dnr_jax import column_maps
+from dnr_jax.ops import column_maps
 from dnr_jax import config
-from dnr_jax import deep_carving
-from dnr_jax import metrics
-from dnr_jax import pipeline
-from dnr_jax import receptive
-from dnr_jax import vgg
+from dnr_jax.resizing import deep_carving
+from dnr_jax.quality import metrics
+from dnr_jax import resizing
+from dnr_jax.ops import receptive
+from dnr_jax.nn import vgg
 
 CFG = config.OperatorConfig()
 # Jitted once per (sizes, config): eager execution of the plan dispatches thousands of ops.
@@ -220,7 +220,7 @@ def test_the_semantic_crop_keeps_the_window_of_most_semantic_energy(random_weigh
   op = config.OperatorConfig(crop_share=0.75, crop_share_growth=0.0, crop_candidates=99,
                              alternatives=())
   cfg = config.RetargetConfig(operator=op, reconstruction=config.ReconstructionConfig(steps=0))
-  prep = pipeline.prepare(random_weights, jnp.asarray(image, jnp.float32), out_hw, cfg)
+  prep = resizing.prepare(random_weights, jnp.asarray(image, jnp.float32), out_hw, cfg)
   plan = prep.plan.width if axis == 1 else prep.plan.height
   crop = deep_carving.crop_size(op, image.shape[:2], out_hw)[1]
   assert crop == 64
@@ -247,7 +247,7 @@ def test_a_cropped_plan_samples_only_inside_the_window(random_weights, small_pho
                                      crop_remainder="seams", crop_choice="importance",
                                      alternatives=()),
       reconstruction=config.ReconstructionConfig(steps=0))
-  prep = pipeline.prepare(random_weights, jnp.asarray(image, jnp.float32), out_hw, cfg)
+  prep = resizing.prepare(random_weights, jnp.asarray(image, jnp.float32), out_hw, cfg)
   plan = prep.plan.width if axis == 1 else prep.plan.height
   crop = deep_carving.crop_size(cfg.operator, image.shape[:2], out_hw)[1]
   assert crop == 64
@@ -273,7 +273,7 @@ def test_what_does_the_rest_of_a_cropped_shrink(random_weights, small_photo, rem
   the crop's own stop threshold ("seams") allows when the crop took the cheap part."""
   image = np.concatenate([np.full_like(small_photo, 128), small_photo, small_photo], axis=1)
   out_hw = (64, 192)  # 288 -> 192: a crop of 64 px (0.75 * 96 in strides of 32)
-  run = lambda r: pipeline.prepare(  # noqa: E731
+  run = lambda r: resizing.prepare(  # noqa: E731
       random_weights, jnp.asarray(image, jnp.float32), out_hw,
       config.RetargetConfig(operator=config.OperatorConfig(crop_share=0.75, crop_remainder=r,
                                                            crop_choice="importance",

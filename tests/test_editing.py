@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dnr_jax import column_maps
+from dnr_jax.ops import column_maps
 from dnr_jax import config
-from dnr_jax import deep_carving
-from dnr_jax import pipeline
-from dnr_jax import seams
-from dnr_jax import weights as weights_lib
+from dnr_jax.resizing import deep_carving
+from dnr_jax import resizing
+from dnr_jax.ops import seams
+from dnr_jax.nn import vgg
+from dnr_jax.nn import weights as weights_lib
 
 CFG = config.RetargetConfig(reconstruction=config.ReconstructionConfig(steps=4, chunk=4))
 
@@ -72,9 +73,10 @@ def test_protected_cells_keep_their_width():
 # ----------------------------------------------------------------------------- enlarging
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("out_hw", [(64, 192), (100, 80)])
 def test_enlarging_shapes(random_weights, small_photo, out_hw):
-  res = pipeline.retarget(random_weights, small_photo, out_hw, CFG)
+  res = resizing.retarget(random_weights, small_photo, out_hw, CFG)
   assert res.output.shape == (*out_hw, 3)
   axis = "width" if out_hw[1] != 96 else "height"
   if out_hw[1] == 192:  # (the smaller enlargements are all warp at this tiny size)
@@ -82,10 +84,10 @@ def test_enlarging_shapes(random_weights, small_photo, out_hw):
 
 
 def test_enlarging_compiles_once_per_size(random_weights, small_photo, compilations):
-  pipeline.retarget(random_weights, small_photo, (64, 130), CFG)
+  resizing.retarget(random_weights, small_photo, (64, 130), CFG)
   other = np.ascontiguousarray(small_photo[:, ::-1])
   with compilations() as seen:
-    res = pipeline.retarget(random_weights, other, (64, 130), CFG)
+    res = resizing.retarget(random_weights, other, (64, 130), CFG)
   assert res.output.shape == (64, 130, 3)
   assert seen == []
 
@@ -94,7 +96,7 @@ def test_enlarging_full_resolution_lift_is_continuous(random_weights, photo):
   """At full resolution an inserted working column is a stretch of its block, never a
   repeat: every output column comes from a source position within the seams' reach."""
   cfg = dataclasses.replace(CFG, work_size=96)
-  res = pipeline.retarget(random_weights, photo, (400, 750), cfg)
+  res = resizing.retarget(random_weights, photo, (400, 750), cfg)
   assert res.output.shape == (400, 750, 3)
   # against the input scaled, the output is no further than the seams alone could move
   # it: no row may repeat a block (repeats show up as exactly equal runs)
@@ -106,10 +108,11 @@ def test_enlarging_full_resolution_lift_is_continuous(random_weights, photo):
 # ----------------------------------------------------------------------------- keep masks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("out_hw", [(64, 72), (64, 130), (80, 70)])
 def test_kept_pixels_are_unchanged(random_weights, small_photo, out_hw):
   keep = _keep_box((64, 96), (16, 48, 30, 60))
-  res = pipeline.retarget(random_weights, small_photo, out_hw, CFG, keep=keep)
+  res = resizing.retarget(random_weights, small_photo, out_hw, CFG, keep=keep)
   assert res.keep_held == pytest.approx(1.0)
   moved = res.map_labels(keep.astype(np.uint8)) > 0
   assert moved.sum() == keep.sum()
@@ -122,7 +125,7 @@ def test_kept_pixels_at_full_resolution(random_weights, photo):
   shift plus the held reconstruction: mean error under 3 grey levels."""
   keep = _keep_box(photo.shape[:2], (120, 300, 200, 380))
   cfg = dataclasses.replace(CFG, work_size=128)
-  res = pipeline.retarget(random_weights, photo, (400, 480), cfg, keep=keep)
+  res = resizing.retarget(random_weights, photo, (400, 480), cfg, keep=keep)
   moved = res.map_labels(keep.astype(np.uint8)) > 0
   assert abs(int(moved.sum()) - int(keep.sum())) <= 0.03 * keep.sum()
   inner = _keep_box(photo.shape[:2], (130, 290, 210, 370))
@@ -135,18 +138,19 @@ def test_kept_pixels_at_full_resolution(random_weights, photo):
 
 def test_infeasible_keep_names_the_largest_shrink(random_weights, small_photo):
   keep = _keep_box((64, 96), (0, 64, 10, 80))
-  min_h, min_w = pipeline.keep_limits(keep, (64, 96), CFG)
+  min_h, min_w = resizing.keep_limits(keep, (64, 96), CFG)
   assert 70 <= min_w <= 80 and min_h == 32 or min_h <= 64
-  with pytest.raises(pipeline.KeepInfeasible, match=f"width >= {min_w} px"):
-    pipeline.retarget(random_weights, small_photo, (64, min_w - 4), CFG, keep=keep)
-  res = pipeline.retarget(random_weights, small_photo, (64, min_w), CFG, keep=keep)
+  with pytest.raises(resizing.KeepInfeasible, match=f"width >= {min_w} px"):
+    resizing.retarget(random_weights, small_photo, (64, min_w - 4), CFG, keep=keep)
+  res = resizing.retarget(random_weights, small_photo, (64, min_w), CFG, keep=keep)
   assert res.keep_held == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_no_seam_crosses_a_forbidden_position(random_weights, small_photo):
   keep = jnp.asarray(_keep_box((64, 96), (10, 50, 20, 44)))
   feats = {k: v[0] for k, v in
-           pipeline.vgg.features(random_weights, jnp.asarray(small_photo, jnp.float32)[None],
+           vgg.features(random_weights, jnp.asarray(small_photo, jnp.float32)[None],
                                  config.DEFAULT_LAYERS).items()}
   plan = deep_carving.plan_width(feats, 96, 60, CFG.operator, keep=keep)
   for layer, removed in plan.removed.items():
@@ -160,7 +164,7 @@ def test_no_seam_crosses_a_forbidden_position(random_weights, small_photo):
 @pytest.mark.parametrize("out_hw", [(64, 96), (64, 110)])
 def test_remove_mask_empties_the_region(random_weights, small_photo, out_hw):
   remove = _keep_box((64, 96), (20, 44, 40, 52))
-  res = pipeline.retarget(random_weights, small_photo, out_hw, CFG, remove=remove)
+  res = resizing.retarget(random_weights, small_photo, out_hw, CFG, remove=remove)
   assert res.output.shape == (*out_hw, 3)
   assert res.removal_axis == "width"
   assert len(res.stages) == (1 if out_hw[1] == res.stages[0].out_hw[1] else 2)
@@ -172,7 +176,7 @@ def test_remove_mask_empties_the_region(random_weights, small_photo, out_hw):
 def test_keep_and_remove_together(random_weights, small_photo):
   remove = _keep_box((64, 96), (20, 44, 40, 50))
   keep = _keep_box((64, 96), (10, 50, 60, 80))
-  res = pipeline.retarget(random_weights, small_photo, (64, 96), CFG, keep=keep, remove=remove)
+  res = resizing.retarget(random_weights, small_photo, (64, 96), CFG, keep=keep, remove=remove)
   assert res.map_labels(remove.astype(np.uint8)).sum() == 0
   assert res.keep_held == pytest.approx(1.0)
 
@@ -182,7 +186,7 @@ def test_keep_and_remove_together(random_weights, small_photo):
 
 @pytest.mark.parametrize("out_hw", [(64, 140), (50, 96)])
 def test_point_mapping_agrees_with_the_column_maps(random_weights, small_photo, out_hw):
-  res = pipeline.retarget(random_weights, small_photo, out_hw, CFG)
+  res = resizing.retarget(random_weights, small_photo, out_hw, CFG)
   coords = res.source_coords()  # output -> input
   rng = np.random.default_rng(1)
   ys, xs = rng.integers(0, out_hw[0], 40), rng.integers(0, out_hw[1], 40)
@@ -197,7 +201,7 @@ def test_point_mapping_agrees_with_the_column_maps(random_weights, small_photo, 
 
 
 def test_labels_move_with_the_pixels(random_weights, small_photo):
-  res = pipeline.retarget(random_weights, small_photo, (64, 120), CFG)
+  res = resizing.retarget(random_weights, small_photo, (64, 120), CFG)
   labels = np.arange(96, dtype=np.int32)[None, :].repeat(64, axis=0)
   moved = res.map_labels(labels)
   assert moved.shape == (64, 120)
@@ -211,7 +215,7 @@ def test_labels_move_with_the_pixels(random_weights, small_photo):
 @pytest.mark.parametrize("order", ["width_first", "height_first"])
 def test_both_orders_map_points_and_pixels_consistently(random_weights, small_photo, order):
   cfg = dataclasses.replace(CFG, operator=dataclasses.replace(CFG.operator, axis_order=order))
-  res = pipeline.retarget(random_weights, small_photo, (48, 72), cfg)
+  res = resizing.retarget(random_weights, small_photo, (48, 72), cfg)
   assert res.output.shape == (48, 72, 3) and res.axis_order == order
   coords = res.source_coords()
   rng = np.random.default_rng(2)
@@ -225,13 +229,13 @@ def test_both_orders_map_points_and_pixels_consistently(random_weights, small_ph
 
 
 def test_auto_order_keeps_the_more_important_plan(random_weights, small_photo):
-  order, scores = pipeline.choose_order(random_weights, jnp.asarray(small_photo, jnp.float32),
+  order, scores = resizing.choose_order(random_weights, jnp.asarray(small_photo, jnp.float32),
                                         (48, 72), CFG)
   assert set(scores) == {"width_first", "height_first"}
   assert scores[order] == max(scores.values())
-  res = pipeline.retarget(random_weights, small_photo, (48, 72), CFG)
+  res = resizing.retarget(random_weights, small_photo, (48, 72), CFG)
   assert res.axis_order == order and res.order_scores == pytest.approx(scores)
-  same, none = pipeline.choose_order(random_weights, jnp.asarray(small_photo, jnp.float32),
+  same, none = resizing.choose_order(random_weights, jnp.asarray(small_photo, jnp.float32),
                                      (64, 72), CFG)
   assert same == "width_first" and none == {}
 

@@ -9,11 +9,11 @@ import pytest
 from PIL import Image
 
 from dnr_jax import config
-from dnr_jax import fullres
-from dnr_jax import importance
-from dnr_jax import pipeline
-from dnr_jax import reconstruct
-from dnr_jax import resample
+from dnr_jax.resizing import fullres
+from dnr_jax.ops import importance
+from dnr_jax import resizing
+from dnr_jax.resizing import reconstruct
+from dnr_jax.ops import resample
 
 CFG = config.RetargetConfig(
     operator=config.OperatorConfig(layers=("block1_conv2", "block2_conv2", "block3_conv4")),
@@ -43,9 +43,9 @@ def _photo(small_photo, h, w):
 
 
 def _prepared(weights, image, out_hw, cfg=CFG):
-  s = pipeline.validate(image.shape[:2], out_hw, cfg)
-  work = pipeline.downscale(image, s.work, size_classes=True)
-  return s, pipeline.prepare(weights, work, s.work_out, cfg)
+  s = resizing.validate(image.shape[:2], out_hw, cfg)
+  work = resizing.downscale(image, s.work, on_host=True)
+  return s, resizing.prepare(weights, work, s.work_out, cfg)
 
 
 def _axis_lift(plan):
@@ -79,7 +79,7 @@ def test_full_resolution_compiles_once_for_photos_of_one_width_class(
     image = _photo(small_photo, h, 300)
     s, prep = _prepared(random_weights, image, (h, 225))
     with compilations() as seen:
-      out = pipeline.full_resolution_tiled(image, prep, prep.init, s, CFG, SHALLOW)
+      out = resizing.full_resolution_tiled(image, prep, prep.init, s, CFG, SHALLOW)
     assert out.shape == (h, 225, 3)
     if i == 0:
       first_work = s.work
@@ -94,7 +94,7 @@ def test_result_target_importance_is_eq1_of_the_targets(random_weights, small_ph
   for layer, target in prep.plan.targets.items():
     np.testing.assert_allclose(prep.target_importance[layer],
                                importance.importance_map(target), rtol=1e-5)
-  res = pipeline.retarget(random_weights, small_photo, (64, 72), CFG)
+  res = resizing.retarget(random_weights, small_photo, (64, 72), CFG)
   assert set(res.target_importance) == set(prep.plan.targets)
   assert res.target_importance["block2_conv2"].shape == res.target_shapes["block2_conv2"][:2]
 

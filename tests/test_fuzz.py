@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
-from dnr_jax import image_io
-from dnr_jax import safe_pickle
-from dnr_jax import weights as weights_lib
+from dnr_jax.io import image_io
+from dnr_jax.nn import safe_pickle
+from dnr_jax.nn import weights as weights_lib
 
 from tests import torch_writers
 

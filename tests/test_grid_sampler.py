@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from jax.scipy import ndimage
 
-from dnr_jax import grid_sampler
-from dnr_jax import refine
+from dnr_jax.ops import grid_sampler
+from dnr_jax.resizing import refine
 
 
 def np_bilinear(img, y, x, border):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dnr_jax import image_io
+from dnr_jax.io import image_io
 
 
 def _save(tmp_path, im, name, **kw):

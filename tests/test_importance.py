@@ -1,7 +1,7 @@
 import jax.numpy as jnp
 import numpy as np
 
-from dnr_jax import importance
+from dnr_jax.ops import importance
 
 
 def test_eq1_is_the_channel_l2_norm():

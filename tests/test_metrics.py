@@ -3,8 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dnr_jax import metrics
-from dnr_jax import vgg
+from dnr_jax.quality import metrics
+from dnr_jax.nn import vgg
 
 
 def test_semantic_score_known_answers(random_weights, small_photo):

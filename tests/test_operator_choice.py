@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dnr_jax import batching
+from dnr_jax.resizing import batching
 from dnr_jax import config
-from dnr_jax import deep_carving
-from dnr_jax import metrics
-from dnr_jax import pipeline
-
+from dnr_jax.resizing import deep_carving
+from dnr_jax.quality import metrics
+from dnr_jax import resizing
 NO_STEPS = config.ReconstructionConfig(steps=0)
 # (off by default; no margin: the plain argmax, see test_an_alternative_must_win_by_the_margin)
 BOTH = config.OperatorConfig(alternatives=("crop", "seams"), alternative_margin=0.0)
@@ -27,7 +26,7 @@ def _wide(small_photo):
 
 def test_alternatives_are_planned_only_for_a_one_axis_shrink_without_masks():
   op = BOTH
-  names = lambda out, masked=False: [n for n, _ in deep_carving.candidate_operators(  # noqa: E731
+  names = lambda out, masked=False: [n for n, _ in resizing.candidate_operators(  # noqa: E731
       op, (100, 200), out, masked)]
   assert names((100, 150)) == ["crop+warp", "crop", "seams"]
   assert names((40, 200)) == ["crop+warp", "crop", "seams"]
@@ -38,7 +37,7 @@ def test_alternatives_are_planned_only_for_a_one_axis_shrink_without_masks():
   assert names((100, 250)) == ["seams+warp"]  # enlarging
   assert names((80, 150)) == ["seams+warp"]  # both axes: choose_order decides
   assert names((100, 200)) == ["seams+warp"]
-  cands = dict(deep_carving.candidate_operators(op, (100, 200), (100, 150)))
+  cands = dict(resizing.candidate_operators(op, (100, 200), (100, 150)))
   assert cands["crop"].crop_share == 1.0 and cands["crop"].crop_remainder == "warp"
   assert cands["seams"].crop_share == 0.0 and cands["seams"].percentile == 100.0
   assert cands["seams"].deep_weight == op.seams_deep_weight == 4.0
@@ -48,15 +47,15 @@ def test_alternatives_are_planned_only_for_a_one_axis_shrink_without_masks():
   assert cands["crop+warp"].diagonal_cost == op.diagonal_cost == 0.0
   assert cands["crop+warp"].deep_weight == op.deep_weight == 0.0  # the others' own
   assert all(c.alternatives == () for c in cands.values())
-  warp = dict(deep_carving.candidate_operators(
+  warp = dict(resizing.candidate_operators(
       dataclasses.replace(op, alternatives=("crop", "warp")), (100, 200), (100, 150)))
   assert list(warp) == ["crop+warp", "crop", "warp"]
   assert warp["warp"].crop_share == 0.0 and not warp["warp"].use_seams
   assert deep_carving.crop_size(warp["warp"], (100, 200), (100, 150))[1] == 0
   only = config.OperatorConfig(alternatives=("seams",), crop_share=0.0)
-  assert [n for n, _ in deep_carving.candidate_operators(only, (100, 200), (100, 150))] == [
+  assert [n for n, _ in resizing.candidate_operators(only, (100, 200), (100, 150))] == [
       "seams+warp", "seams"]
-  assert [n for n, _ in deep_carving.candidate_operators(  # the default: no seams
+  assert [n for n, _ in resizing.candidate_operators(  # the default: no seams
       config.OperatorConfig(), (100, 200), (100, 150))] == ["crop+warp", "warp"]
 
 
@@ -72,6 +71,7 @@ def test_alternative_steps_must_be_a_whole_number(bad):
     config.OperatorConfig(alternative_steps=bad)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("axis", [1, 0])
 def test_the_plan_kept_is_the_candidate_whose_image_keeps_the_most_deep_features(
     random_weights, small_photo, axis):
@@ -85,12 +85,12 @@ def test_the_plan_kept_is_the_candidate_whose_image_keeps_the_most_deep_features
   image = jnp.asarray(image, jnp.float32)
   cfg = config.RetargetConfig(operator=dataclasses.replace(BOTH, alternative_steps=0),
                               reconstruction=NO_STEPS)
-  prep = pipeline.prepare(random_weights, image, out_hw, cfg)
-  cands = deep_carving.candidate_operators(cfg.operator, image.shape[:2], out_hw)
+  prep = resizing.prepare(random_weights, image, out_hw, cfg)
+  cands = resizing.candidate_operators(cfg.operator, image.shape[:2], out_hw)
   assert len(cands) == 3 and prep.operator_scores.shape == (3,)
   alone = {}
   for i, (name, op) in enumerate(cands):
-    alone[name] = pipeline.prepare(random_weights, image, out_hw,
+    alone[name] = resizing.prepare(random_weights, image, out_hw,
                                    dataclasses.replace(cfg, operator=op))
     assert alone[name].operator_scores.shape == (1,)  # alone: nothing to choose
     score = float(metrics.semantic_score(random_weights, alone[name].init, image))
@@ -116,6 +116,7 @@ def test_the_plan_kept_is_the_candidate_whose_image_keeps_the_most_deep_features
   assert not np.any(np.asarray(axis_plan.cell_widths)[n:])  # zero padding past num_cells
 
 
+@pytest.mark.slow
 def test_each_candidate_is_scored_after_its_audition_steps_of_eq4(random_weights,
                                                                    small_photo):
   """With ``alternative_steps`` k, a candidate's score is the semantic score of the best
@@ -126,23 +127,24 @@ def test_each_candidate_is_scored_after_its_audition_steps_of_eq4(random_weights
   rc = config.ReconstructionConfig(steps=4, chunk=4)
   cfg = config.RetargetConfig(operator=dataclasses.replace(BOTH, alternative_steps=4),
                               reconstruction=rc)
-  prep = pipeline.prepare(random_weights, image, out_hw, cfg)
-  raw = pipeline.prepare(random_weights, image, out_hw, dataclasses.replace(
+  prep = resizing.prepare(random_weights, image, out_hw, cfg)
+  raw = resizing.prepare(random_weights, image, out_hw, dataclasses.replace(
       cfg, operator=dataclasses.replace(BOTH, alternative_steps=0)))
   moved = False
-  for i, (name, op) in enumerate(deep_carving.candidate_operators(cfg.operator,
+  for i, (name, op) in enumerate(resizing.candidate_operators(cfg.operator,
                                                                   image.shape[:2], out_hw)):
     c = dataclasses.replace(cfg, operator=op)
-    alone = pipeline.prepare(random_weights, image, out_hw, c)
-    state, _ = pipeline.reconstruction_chunk(random_weights, alone.targets,
-                                             pipeline.reconstruction_init(alone.init, c), c, 4)
-    score = float(metrics.semantic_score(random_weights, pipeline.final_image(state), image))
+    alone = resizing.prepare(random_weights, image, out_hw, c)
+    state, _ = resizing.reconstruction_chunk(random_weights, alone.targets,
+                                             resizing.reconstruction_init(alone.init, c), c, 4)
+    score = float(metrics.semantic_score(random_weights, resizing.final_image(state), image))
     assert float(prep.operator_scores[i]) == pytest.approx(score, rel=1e-3), name
     moved |= abs(float(raw.operator_scores[i]) - score) > 1e-4
   assert moved  # the steps changed the scores: the test would see them skipped
   assert int(prep.operator) == int(np.argmax(np.asarray(prep.operator_scores)))
 
 
+@pytest.mark.slow
 def test_a_choice_among_resamplings_scores_the_raw_pixel_maps(random_weights, small_photo):
   """With only a crop and the warp (no candidate carves seams: no tears for the audition
   to smooth), the candidates are scored on their pixel maps as they are, whatever
@@ -150,22 +152,22 @@ def test_a_choice_among_resamplings_scores_the_raw_pixel_maps(random_weights, sm
   image = jnp.asarray(_wide(small_photo), jnp.float32)
   out_hw = (64, 128)
   op = config.OperatorConfig(alternatives=("crop", "warp"), alternative_margin=0.0)
-  cands = deep_carving.candidate_operators(op, image.shape[:2], out_hw)
-  assert [deep_carving.carves_seams(c, image.shape[:2], out_hw) for _, c in cands] == [
+  cands = resizing.candidate_operators(op, image.shape[:2], out_hw)
+  assert [resizing.carves_seams(c, image.shape[:2], out_hw) for _, c in cands] == [
       False, False, False]
-  seams = dict(deep_carving.candidate_operators(dataclasses.replace(
+  seams = dict(resizing.candidate_operators(dataclasses.replace(
       op, alternatives=("seams",)), image.shape[:2], out_hw))["seams"]
-  assert deep_carving.carves_seams(seams, image.shape[:2], out_hw)
-  assert deep_carving.carves_seams(config.OperatorConfig(crop_remainder="seams"),
+  assert resizing.carves_seams(seams, image.shape[:2], out_hw)
+  assert resizing.carves_seams(config.OperatorConfig(crop_remainder="seams"),
                                    image.shape[:2], out_hw)
-  run = lambda o: pipeline.prepare(random_weights, image, out_hw, config.RetargetConfig(  # noqa: E731
+  run = lambda o: resizing.prepare(random_weights, image, out_hw, config.RetargetConfig(  # noqa: E731
       operator=o, reconstruction=NO_STEPS))
   raw = run(dataclasses.replace(op, alternative_steps=0))
   steps = run(dataclasses.replace(op, alternative_steps=4))
   np.testing.assert_allclose(np.asarray(steps.operator_scores),
                              np.asarray(raw.operator_scores), rtol=1e-6)
   for i, (name, c) in enumerate(cands):
-    alone = pipeline.prepare(random_weights, image, out_hw, config.RetargetConfig(
+    alone = resizing.prepare(random_weights, image, out_hw, config.RetargetConfig(
         operator=c, reconstruction=NO_STEPS))
     score = float(metrics.semantic_score(random_weights, alone.init, image))
     assert float(steps.operator_scores[i]) == pytest.approx(score, rel=1e-4), name
@@ -175,13 +177,14 @@ def test_a_choice_among_resamplings_scores_the_raw_pixel_maps(random_weights, sm
   assert np.max(np.abs(moved - still)) > 1e-4
 
 
+@pytest.mark.slow
 def test_an_alternative_must_win_by_the_margin(random_weights, small_photo):
   """``alternative_margin``: an alternative is chosen only when its score beats the
   configured operator's by more than the margin; the scores themselves are unchanged."""
   image = jnp.asarray(_wide(small_photo), jnp.float32)
   out_hw = (64, 128)
   base = dataclasses.replace(BOTH, alternative_steps=0)
-  run = lambda m: pipeline.prepare(random_weights, image, out_hw, config.RetargetConfig(  # noqa: E731
+  run = lambda m: resizing.prepare(random_weights, image, out_hw, config.RetargetConfig(  # noqa: E731
       operator=dataclasses.replace(base, alternative_margin=m), reconstruction=NO_STEPS))
   free = run(0.0)
   scores = np.asarray(free.operator_scores)
@@ -194,6 +197,7 @@ def test_an_alternative_must_win_by_the_margin(random_weights, small_photo):
   assert int(run(1.0).operator) == 0  # nothing beats the configured operator by 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("charged", ["completeness", "fine_coherence"])
 def test_each_charge_weight_costs_each_candidate_its_measure(random_weights, small_photo,
                                                              charged):
@@ -208,7 +212,7 @@ def test_each_charge_weight_costs_each_candidate_its_measure(random_weights, sma
                              alternative_completeness_weight=10.0,
                              alternative_fine_coherence_weight=10.0)
   field = f"alternative_{charged}_weight"
-  run = lambda x: pipeline.prepare(random_weights, image, out_hw, config.RetargetConfig(  # noqa: E731
+  run = lambda x: resizing.prepare(random_weights, image, out_hw, config.RetargetConfig(  # noqa: E731
       operator=dataclasses.replace(base, **{field: x}), reconstruction=NO_STEPS))
   free = run(0.0)
   scores, lost = np.asarray(free.operator_scores), np.asarray(free.operator_completeness)
@@ -239,14 +243,14 @@ def test_alternative_margin_is_a_share_of_the_score(bad):
 def test_the_result_names_the_operator_and_each_candidates_score(random_weights, small_photo):
   image = _wide(small_photo)
   cfg = config.RetargetConfig(operator=BOTH, reconstruction=NO_STEPS)
-  res = pipeline.retarget(random_weights, image, (64, 128), cfg)
+  res = resizing.retarget(random_weights, image, (64, 128), cfg)
   assert set(res.operator_scores) == set(res.operator_completeness) == set(
       res.operator_fine_coherence) == {"crop+warp", "crop", "seams"}
   merit = {n: res.operator_scores[n] - BOTH.alternative_completeness_weight *
            res.operator_completeness[n] - BOTH.alternative_fine_coherence_weight *
            res.operator_fine_coherence[n] for n in res.operator_scores}
   assert res.operator == max(merit, key=merit.get)
-  alone = pipeline.retarget(random_weights, image, (64, 128), dataclasses.replace(
+  alone = resizing.retarget(random_weights, image, (64, 128), dataclasses.replace(
       cfg, operator=config.OperatorConfig(alternatives=())))
   assert alone.operator == "crop+warp" and alone.operator_scores == {}
   assert alone.operator_completeness == {} and alone.operator_fine_coherence == {}
@@ -258,14 +262,15 @@ def test_the_chosen_plan_lifts_to_full_resolution_like_the_same_operator_alone(
   chosen candidate configured alone: the selection changes nothing downstream."""
   wide = np.asarray(Image.fromarray(_wide(small_photo)).resize((576, 192), Image.LANCZOS))
   cfg = config.RetargetConfig(operator=BOTH, reconstruction=NO_STEPS, work_size=192)
-  res = pipeline.retarget(random_weights, wide, (192, 384), cfg)
-  cands = dict(deep_carving.candidate_operators(cfg.operator, (64, 192), (64, 128)))
-  alone = pipeline.retarget(random_weights, wide, (192, 384),
+  res = resizing.retarget(random_weights, wide, (192, 384), cfg)
+  cands = dict(resizing.candidate_operators(cfg.operator, (64, 192), (64, 128)))
+  alone = resizing.retarget(random_weights, wide, (192, 384),
                             dataclasses.replace(cfg, operator=cands[res.operator]))
   assert res.output.shape == (192, 384, 3)
   np.testing.assert_array_equal(res.output, alone.output)
 
 
+@pytest.mark.slow
 def test_a_vmapped_batch_chooses_per_image_like_one_by_one(random_weights, small_photo):
   """The choice is a traced index inside the vmapped prepare: each image of a batch gets
   its own operator, scores and output, equal to its one-by-one run."""
@@ -275,7 +280,7 @@ def test_a_vmapped_batch_chooses_per_image_like_one_by_one(random_weights, small
                               reconstruction=config.ReconstructionConfig(steps=4, chunk=2))
   batched = batching.retarget_batch(random_weights, images, [(64, 128)] * 2, cfg)
   for image, res in zip(images, batched):
-    one = pipeline.retarget(random_weights, image, (64, 128), cfg)
+    one = resizing.retarget(random_weights, image, (64, 128), cfg)
     assert res.operator == one.operator and res.operator_scores == pytest.approx(
         one.operator_scores, rel=1e-5)
     assert np.abs(res.output.astype(int) - one.output).max() <= 1
@@ -288,9 +293,9 @@ def test_the_warp_candidate_squeezes_every_row_alike_and_keeps_both_borders(rand
   the first column to the last; the important columns keep more of their width."""
   image = jnp.asarray(_wide(small_photo), jnp.float32)
   out_hw = (64, 128)
-  op = dict(deep_carving.candidate_operators(
+  op = dict(resizing.candidate_operators(
       dataclasses.replace(BOTH, alternatives=("warp",)), image.shape[:2], out_hw))["warp"]
-  prep = pipeline.prepare(random_weights, image, out_hw,
+  prep = resizing.prepare(random_weights, image, out_hw,
                           config.RetargetConfig(operator=op, reconstruction=NO_STEPS))
   plan = prep.plan.width
   assert prep.plan.height is None

@@ -7,8 +7,7 @@ import pytest
 from PIL import Image
 
 from dnr_jax import config
-from dnr_jax import pipeline
-
+from dnr_jax import resizing
 FAST = config.RetargetConfig(
     reconstruction=config.ReconstructionConfig(steps=6, chunk=3, init="seams"),
     refinement=config.RefinementConfig(steps=3))
@@ -16,7 +15,7 @@ FAST = config.RetargetConfig(
 
 def test_retarget_end_to_end(random_weights, small_photo):
   seen = []
-  res = pipeline.retarget(random_weights, small_photo, (64, 72), FAST,
+  res = resizing.retarget(random_weights, small_photo, (64, 72), FAST,
                           progress=lambda *a: seen.append(a))
   assert res.output.shape == (64, 72, 3) and res.output.dtype == np.uint8
   assert res.reconstructed.shape == res.initial.shape == (64, 72, 3)
@@ -39,7 +38,7 @@ def test_retarget_end_to_end(random_weights, small_photo):
 def test_initialisations(random_weights, small_photo, init):
   cfg = dataclasses.replace(FAST, reconstruction=config.ReconstructionConfig(steps=0, init=init),
                             refinement=config.RefinementConfig(steps=0))
-  res = pipeline.retarget(random_weights, small_photo, (48, 96), cfg)
+  res = resizing.retarget(random_weights, small_photo, (48, 96), cfg)
   assert res.initial.shape == (48, 96, 3)
   np.testing.assert_array_equal(res.output, res.initial)  # no step: output is the init
   if init == "noise":
@@ -52,11 +51,11 @@ def test_pure_pipeline_vmaps_over_a_batch(random_weights, small_photo):
   cfg = dataclasses.replace(FAST, reconstruction=config.ReconstructionConfig(steps=2))
   batch = jnp.stack([jnp.asarray(small_photo, jnp.float32),
                      jnp.asarray(small_photo[::-1], jnp.float32)])
-  fn = jax.jit(jax.vmap(lambda im: pipeline.retarget_pure(random_weights, im, (64, 80), cfg)))
+  fn = jax.jit(jax.vmap(lambda im: resizing.retarget_pure(random_weights, im, (64, 80), cfg)))
   out, aux = fn(batch)
   assert out.shape == (2, 64, 80, 3)
   assert aux["seams_width"]["block5_pool"].shape == (2,)
-  single, _ = jax.jit(lambda im: pipeline.retarget_pure(random_weights, im, (64, 80), cfg))(
+  single, _ = jax.jit(lambda im: resizing.retarget_pure(random_weights, im, (64, 80), cfg))(
       batch[1])
   np.testing.assert_allclose(out[1], single, atol=0.5)
 
@@ -75,7 +74,7 @@ def test_invalid_requests_are_value_errors(random_weights, small_photo, out_hw, 
           init=kw.get("init", "linear"),
           loss_layers=kw.get("loss", (("block1_conv2", 1.0),))))
   with pytest.raises(ValueError, match=match):
-    pipeline.retarget(random_weights, small_photo, out_hw, cfg)
+    resizing.retarget(random_weights, small_photo, out_hw, cfg)
 
 
 def test_nan_loss_stops_with_a_clear_error(random_weights, small_photo):
@@ -83,8 +82,8 @@ def test_nan_loss_stops_with_a_clear_error(random_weights, small_photo):
   params["block1_conv2"]["bias"] = params["block1_conv2"]["bias"] * np.nan
   broken = random_weights.replace(params=params)
   cfg = dataclasses.replace(FAST, reconstruction=config.ReconstructionConfig(steps=4, chunk=2))
-  with pytest.raises(pipeline.NumericalError, match="nan"):
-    pipeline.retarget(broken, small_photo, (64, 72), cfg)
+  with pytest.raises(resizing.NumericalError, match="nan"):
+    resizing.retarget(broken, small_photo, (64, 72), cfg)
 
 
 def test_non_finite_settings_are_refused():
@@ -102,7 +101,7 @@ def test_ctrl_c_keeps_the_best_image_so_far(random_weights, small_photo):
       raise KeyboardInterrupt
 
   cfg = dataclasses.replace(FAST, reconstruction=config.ReconstructionConfig(steps=30, chunk=3))
-  res = pipeline.retarget(random_weights, small_photo, (64, 72), cfg, progress=interrupt)
+  res = resizing.retarget(random_weights, small_photo, (64, 72), cfg, progress=interrupt)
   assert res.interrupted
   assert res.output.shape == (64, 72, 3)
   assert len(res.recon_losses) == 3 and res.refine_losses == []
@@ -110,26 +109,26 @@ def test_ctrl_c_keeps_the_best_image_so_far(random_weights, small_photo):
 
 def test_a_second_image_of_the_same_sizes_compiles_nothing(random_weights, small_photo,
                                                           compilations):
-  pipeline.retarget(random_weights, small_photo, (64, 76), FAST)
+  resizing.retarget(random_weights, small_photo, (64, 76), FAST)
   with compilations() as seen:
-    pipeline.retarget(random_weights, small_photo[:, ::-1].copy(), (64, 76), FAST)
+    resizing.retarget(random_weights, small_photo[:, ::-1].copy(), (64, 76), FAST)
   assert seen == []
 
 
 def test_changing_only_the_step_count_reuses_the_compilations(random_weights, small_photo,
                                                                compilations):
-  pipeline.retarget(random_weights, small_photo, (64, 68), FAST)
+  resizing.retarget(random_weights, small_photo, (64, 68), FAST)
   more = dataclasses.replace(FAST, reconstruction=dataclasses.replace(FAST.reconstruction,
                                                                       steps=9))
   with compilations() as seen:
-    pipeline.retarget(random_weights, small_photo, (64, 68), more)  # chunks of 3, as before
+    resizing.retarget(random_weights, small_photo, (64, 68), more)  # chunks of 3, as before
   assert seen == []
 
 
 def test_height_only_resize_reports_importance_in_image_orientation(random_weights,
                                                                     small_photo):
   cfg = dataclasses.replace(FAST, reconstruction=config.ReconstructionConfig(steps=0))
-  res = pipeline.retarget(random_weights, small_photo, (48, 96), cfg)
+  res = resizing.retarget(random_weights, small_photo, (48, 96), cfg)
   assert res.importance["block1_conv2"].shape == (64, 96)
   assert res.importance["block5_pool"].shape == (2, 3)
 
@@ -142,17 +141,17 @@ WORK = dataclasses.replace(FAST, work_size=64,
 
 
 def test_sizes_scale_the_long_side_and_keep_unchanged_axes():
-  s = pipeline.sizes((600, 800), (600, 600), 400)
+  s = resizing.sizes((600, 800), (600, 600), 400)
   assert s.work == (300, 400) and s.work_out == (300, 300) and s.full_resolution
-  assert pipeline.sizes((300, 400), (300, 300), 400).full_resolution is False
-  assert pipeline.sizes((300, 400), (300, 300), 0).full_resolution is False
-  tiny = pipeline.sizes((1000, 1000), (1000, 999), 100)  # a 1 px change still changes
+  assert resizing.sizes((300, 400), (300, 300), 400).full_resolution is False
+  assert resizing.sizes((300, 400), (300, 300), 0).full_resolution is False
+  tiny = resizing.sizes((1000, 1000), (1000, 999), 100)  # a 1 px change still changes
   assert tiny.work_out == (100, 99)
 
 
 def test_working_size_path_delivers_full_resolution(random_weights, small_photo):
   big = np.asarray(Image.fromarray(small_photo).resize((192, 128), Image.LANCZOS))
-  res = pipeline.retarget(random_weights, big, (128, 144), WORK)
+  res = resizing.retarget(random_weights, big, (128, 144), WORK)
   assert res.output.shape == (128, 144, 3) and res.output.dtype == np.uint8
   assert res.work_hw == (43, 64)
   assert res.reconstructed.shape == (43, 48, 3)
@@ -166,7 +165,7 @@ def test_working_size_output_keeps_the_input_detail(random_weights):
   board = (((yy // 2 + xx // 2) % 2) * 200 + 28).astype(np.uint8)
   image = np.repeat(board[..., None], 3, axis=-1)
   cfg = dataclasses.replace(WORK, reconstruction=config.ReconstructionConfig(steps=0))
-  res = pipeline.retarget(random_weights, image, (128, 144), cfg)
+  res = resizing.retarget(random_weights, image, (128, 144), cfg)
   lap = lambda x: np.var(np.diff(x.astype(np.float64).mean(-1), 2, axis=1))  # noqa: E731
   assert lap(res.output) > 0.5 * lap(image)
   upscaled = np.asarray(Image.fromarray(res.reconstructed).resize((144, 128), Image.BICUBIC))
@@ -181,9 +180,9 @@ def test_working_size_host_and_pure_paths_agree(random_weights, small_photo, ste
       WORK, operator=dataclasses.replace(WORK.operator, axis_order="width_first"),
       reconstruction=dataclasses.replace(WORK.reconstruction, steps=steps))
   big = np.asarray(Image.fromarray(small_photo).resize((192, 128), Image.LANCZOS))
-  res = pipeline.retarget(random_weights, big, (96, 144), cfg)
+  res = resizing.retarget(random_weights, big, (96, 144), cfg)
   assert res.axis_order == "width_first"
-  out, _ = jax.jit(lambda im: pipeline.retarget_pure(random_weights, im, (96, 144), cfg))(
+  out, _ = jax.jit(lambda im: resizing.retarget_pure(random_weights, im, (96, 144), cfg))(
       jnp.asarray(big, jnp.float32))
   assert out.shape == (96, 144, 3)
   diff = np.abs(np.asarray(out) - res.output)
@@ -208,7 +207,7 @@ def test_a_cropping_plan_lifts_to_full_resolution_and_maps_points(random_weights
                                                             alternatives=()),
                               reconstruction=config.ReconstructionConfig(steps=0),
                               work_size=128)
-  res = pipeline.retarget(random_weights, wide, (128, 160), cfg)
+  res = resizing.retarget(random_weights, wide, (128, 160), cfg)
   assert res.work_hw == (43, 128) and res.output.shape == (128, 160, 3)
   # working 128 -> 53 columns: 0.75 of the shrink = 56, rounded down to the stride
   # (32): a window of 96; all of it leaves the warp one pixel: 74 -> 64, a window of 64
@@ -217,7 +216,7 @@ def test_a_cropping_plan_lifts_to_full_resolution_and_maps_points(random_weights
   start, stop = res.kept_span["width"]  # at the working size: the crop window
   assert stop - start == window and 3 * start <= xs.min() and xs.max() <= 3 * stop
   assert len(res.cell_widths["width"]) == window // 16  # the window's cells, unpadded
-  out, _ = jax.jit(lambda im: pipeline.retarget_pure(random_weights, im, (128, 160), cfg))(
+  out, _ = jax.jit(lambda im: resizing.retarget_pure(random_weights, im, (128, 160), cfg))(
       jnp.asarray(wide, jnp.float32))
   assert np.abs(np.asarray(out) - res.output).max() <= 1.0
   inside = res.map_points(np.array([[xs.min() + 10.0, 64.0]]))

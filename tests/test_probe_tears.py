@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import jax.numpy as jnp
 
-from dnr_jax import column_maps
+from dnr_jax.ops import column_maps
 
 SCRIPTS = pathlib.Path(__file__).resolve().parent.parent / "scripts"
 

@@ -2,8 +2,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dnr_jax import receptive
-from dnr_jax import vgg
+from dnr_jax.ops import receptive
+from dnr_jax.nn import vgg
 
 
 @pytest.mark.parametrize("shallow,deep", [("block4_conv4", "block5_pool"),

@@ -2,7 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dnr_jax import reconstruct
+from dnr_jax.resizing import reconstruct
 
 
 def test_loss_only_computes_the_lambda_layers(random_weights):

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dnr_jax import batching
+from dnr_jax.resizing import batching
 from dnr_jax import config
-from dnr_jax import cost_model
-from dnr_jax import pipeline
-
+from dnr_jax.cli import cost_model
+from dnr_jax import resizing
 STEPS = 6
 BASE = config.RetargetConfig(reconstruction=config.ReconstructionConfig(steps=STEPS, chunk=3))
 
@@ -45,9 +44,9 @@ def _with(cfg, **kw):
 def test_reconstruction_steps_are_zero_only_for_a_lifted_resampling(image_hw, out_hw, kw,
                                                                     masked, expected):
   cfg = _with(BASE, **kw)
-  s = pipeline.sizes(image_hw, out_hw, cfg.work_size, cfg.work_multiple)
-  assert pipeline.reconstruction_steps(s, cfg, masked) == expected
-  est = cost_model.estimate(image_hw, out_hw, cfg, masked)
+  s = resizing.sizes(image_hw, out_hw, cfg.work_size, cfg.work_multiple)
+  assert resizing.reconstruction_steps(s, cfg, masked) == expected
+  est = cost_model.estimate(resizing.make_plan(image_hw, out_hw, cfg, keep=masked))
   assert ("reconstruction" in est.seconds) == (expected > 0)
 
 
@@ -57,16 +56,16 @@ def test_a_lifted_resampling_is_its_pixel_map_on_the_full_size_photo(random_weig
   exactly what 0 steps give; asking for the reconstruction runs it and changes it."""
   cfg = dataclasses.replace(BASE, work_size=192)
   out_hw = (400, 450)
-  s = pipeline.sizes(photo.shape[:2], out_hw, cfg.work_size)
-  assert s.full_resolution and pipeline.reconstruction_steps(s, cfg) == 0
-  assert pipeline.operator_names(s, cfg) == ("crop+warp", "warp")
-  res = pipeline.retarget(random_weights, photo, out_hw, cfg)
+  s = resizing.sizes(photo.shape[:2], out_hw, cfg.work_size)
+  assert s.full_resolution and resizing.reconstruction_steps(s, cfg) == 0
+  assert resizing.operator_names(s, cfg) == ("crop+warp", "warp")
+  res = resizing.retarget(random_weights, photo, out_hw, cfg)
   assert res.output.shape == (400, 450, 3)
   assert res.recon_losses == [] and "reconstruction" not in res.timings
   np.testing.assert_array_equal(res.reconstructed, res.initial)
-  zero = pipeline.retarget(random_weights, photo, out_hw, _with(cfg, rc_steps=0))
+  zero = resizing.retarget(random_weights, photo, out_hw, _with(cfg, rc_steps=0))
   np.testing.assert_array_equal(res.output, zero.output)
-  forced = pipeline.retarget(random_weights, photo, out_hw,
+  forced = resizing.retarget(random_weights, photo, out_hw,
                              _with(cfg, rc_reconstruct_resamplings=True))
   assert len(forced.recon_losses) == STEPS
   assert np.abs(forced.output.astype(int) - res.output).mean() > 0.1
@@ -80,7 +79,7 @@ def test_a_lifted_resampling_is_its_pixel_map_on_the_full_size_photo(random_weig
 
 def test_seams_still_get_their_reconstruction_when_lifted(random_weights, photo):
   cfg = _with(dataclasses.replace(BASE, work_size=192), op_crop_share=0.0)
-  res = pipeline.retarget(random_weights, photo, (400, 450), cfg)
+  res = resizing.retarget(random_weights, photo, (400, 450), cfg)
   assert len(res.recon_losses) == STEPS
   assert res.seams_removed["width"]["block5_pool"] >= 1
 
@@ -88,7 +87,7 @@ def test_seams_still_get_their_reconstruction_when_lifted(random_weights, photo)
 def test_batches_group_images_by_their_step_count_too():
   """A lifted resampling (0 steps) and a photo at its own size (the steps run) of the
   same working shape go to separate batches; two lifted photos share one."""
-  s = lambda hw, out: pipeline.sizes(hw, out, 640, 32)  # noqa: E731
+  s = lambda hw, out: resizing.sizes(hw, out, 640, 32)  # noqa: E731
   jobs = [s((683, 1024), (683, 768)), s((416, 640), (416, 480)), s((680, 1020), (680, 765))]
   assert jobs[0].work == jobs[1].work == jobs[2].work and not jobs[1].full_resolution
   assert [batching.bucket_key(j).steps for j in jobs] == [0, 50, 0]

@@ -4,7 +4,7 @@ import pickle
 import numpy as np
 import pytest
 
-from dnr_jax import safe_pickle
+from dnr_jax.nn import safe_pickle
 from tests import torch_writers
 
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
-from dnr_jax import seams
+from dnr_jax.ops import seams
 
 
 def np_min_seam_cost(e, cl=None, cu=None, cr=None):

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dnr_jax import vgg
+from dnr_jax.nn import vgg
 
 
 def _count_convs(fn, *args):

@@ -1,6 +1,6 @@
 import numpy as np
 
-from dnr_jax import visualize
+from dnr_jax.cli import visualize
 
 
 def test_crop_overlay_greys_only_what_the_crop_took():

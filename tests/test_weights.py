@@ -6,10 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dnr_jax import atomic_write
-from dnr_jax import safe_pickle
-from dnr_jax import vgg
-from dnr_jax import weights as weights_lib
+from dnr_jax.io import atomic_write
+from dnr_jax.nn import safe_pickle
+from dnr_jax.nn import vgg
+from dnr_jax.nn import weights as weights_lib
 from tests import torch_writers
 
 _TV_INDEX = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
@@ -197,7 +197,7 @@ def test_real_weights_match_independent_numpy_forward(real_weights, photo):
 @pytest.mark.real_weights
 def test_real_block5_importance_is_on_the_object(real_weights, photo):
   """block5 sees the cup and spoon (centre) more than the bare table at the right edge."""
-  from dnr_jax import importance
+  from dnr_jax.ops import importance
   f = vgg.features(real_weights, jnp.asarray(photo, jnp.float32)[None], ["block5_pool"])
   s = np.asarray(importance.importance_map(f["block5_pool"][0]))  # (12, 18)
   cup = s[2:10, 5:13].mean()

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dnr_jax import vgg
+from dnr_jax.nn import vgg
 
 
 def feature_loss(weights: vgg.VGGWeights, image: jax.Array,
@@ -103,7 +103,7 @@ def make_step(loss_fn: Callable[[jax.Array], jax.Array], learning_rate: float,
 def default_unroll(backend: str | None = None) -> bool:
   """Whether the Adam chunks are unrolled by default on ``backend`` (default: JAX's).
 
-  Measured (docs/RESULTS.md, "Batches, devices and compilations"):
+  Measured (docs/history/LAB_LOG.md, "Batches, devices and compilations"):
   - 2-core CPU: a conv inside an XLA while-loop body (``fori_loop``, or a rolled
     ``scan``) ran 3.4x slower than the same conv outside one (0.42 s vs 0.12 s per step
     at 400x450), so the host loops over short unrolled chunks;
@@ -125,3 +125,16 @@ def run_chunk(step, state, n: int, unroll: bool = True):
     return step(s)
 
   return jax.lax.scan(body, state, None, length=n, unroll=n if unroll else 1)
+
+
+def eq4_step(weights: vgg.VGGWeights, targets: Mapping, loss_layers, learning_rate: float):
+  """The Adam step of Eq. 4 towards ``targets`` ({layer: F'_l}, maybe :data:`FROZEN`),
+  ``loss_layers`` ((layer, lambda), ...): the step of the reconstruction and of the
+  operator audition."""
+  loss = lambda image: feature_loss(weights, image, targets, dict(loss_layers))  # noqa: E731
+  return make_step(loss, learning_rate, project=projection(targets))
+
+
+def final_image(state: ReconState) -> jax.Array:
+  """The best iterate, or the last one if no step ran yet."""
+  return jnp.where(jnp.isfinite(state.best_loss), state.best_image, state.image)

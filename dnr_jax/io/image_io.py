@@ -20,7 +20,7 @@ import numpy as np
 from absl import logging
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from dnr_jax import atomic_write
+from dnr_jax.io import atomic_write
 
 # block5_pool needs five 2x poolings to leave at least one position.
 MIN_SIDE = 32
@@ -224,4 +224,4 @@ def list_images(folder: str | os.PathLike) -> list[pathlib.Path]:
 
 def sample_image_path() -> pathlib.Path:
   """The bundled sample photograph (see dnr_jax/samples/README.md)."""
-  return pathlib.Path(__file__).resolve().parent / "samples" / "coffee.png"
+  return pathlib.Path(__file__).resolve().parents[1] / "samples" / "coffee.png"

@@ -54,7 +54,7 @@ def from_kept(kept: jax.Array, num_valid: jax.Array | int, coords: jax.Array) ->
   Args:
     kept: (h, w) source column of each position after seam removal (int), or after
       seam insertion (float: a duplicated seam's copy sits at x + 0.5, see
-      :func:`dnr_jax.seams.insertion_coords`).
+      :func:`dnr_jax.ops.seams.insertion_coords`).
     num_valid: how many leading positions of ``kept`` are valid (traced OK).
     coords: (w_out,) or (h, w_out) float positions in [0, num_valid - 1].
 
@@ -120,7 +120,7 @@ def warp_cell_widths(cell_importance: jax.Array, width_in: jax.Array, width_out:
   their input width exactly whenever the others can absorb the change.
 
   ``power`` (static): the importance is raised to it first (mu_i / mean(mu))^power.
-  Departure, measured (docs/RESULTS.md, "A sharper warp"): a cell's importance is the
+  Departure, measured (docs/history/LAB_LOG.md, "A sharper warp"): a cell's importance is the
   column mean of the Eq. 1 maps, which varies little across an image, so with Eq. 3's
   proportional widths a 25% shrink squeezed the subject nearly as much as the
   background; above 1 the least important cells take the squeeze and the important

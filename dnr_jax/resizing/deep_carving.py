@@ -26,24 +26,23 @@ the warp is composed with the seams in feature space, so the reconstruction (Eq.
 also repairs the warp's stretching and the pipeline has a single static-shape
 optimisation at the final size.
 
-All outputs are :class:`~dnr_jax.column_maps.ColumnMap` per layer plus pictures'
+All outputs are :class:`~dnr_jax.ops.column_maps.ColumnMap` per layer plus pictures'
 raw material (removed masks, seam counts, importance maps), with static shapes.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dnr_jax import column_maps
-from dnr_jax import importance
-from dnr_jax import receptive
-from dnr_jax import seams
-from dnr_jax import vgg
+from dnr_jax.ops import column_maps
+from dnr_jax.ops import importance
+from dnr_jax.ops import receptive
+from dnr_jax.ops import seams
+from dnr_jax.nn import vgg
 from dnr_jax.config import OperatorConfig
 
 
@@ -52,7 +51,7 @@ class AxisPlan(NamedTuple):
 
   Shrinking removes seams; enlarging inserts them (``kept`` is then float: the source
   coordinate of every position of the widened map, see
-  :func:`dnr_jax.seams.insertion_coords`). ``removed`` and ``num_removed`` count the
+  :func:`dnr_jax.ops.seams.insertion_coords`). ``removed`` and ``num_removed`` count the
   carved seams either way.
   """
 
@@ -107,7 +106,7 @@ def stop_percentile(cfg: OperatorConfig, width: int, out_width: int) -> float:
   ``cfg.percentile`` for shrinks up to 25% (the paper's default, section 4), then
   ``cfg.percentile_growth`` points more per unit of relative shrink: growth 60 gives 20
   at 75% width and 35 at 50%, the paper's own setting for 50% (Fig. 16). Measured
-  (docs/RESULTS.md): at 50% width the 35th percentile beat the 20th on SS on 7 of 8
+  (docs/history/LAB_LOG.md): at 50% width the 35th percentile beat the 20th on SS on 7 of 8
   RetargetMe dev sets and coherence on 8 of 8, but carved thin or smooth subjects away
   (the rocket, half the flower), so the default growth is 0. Enlarging keeps
   ``cfg.percentile``.
@@ -148,64 +147,6 @@ def crop_size(cfg: OperatorConfig, image_hw: tuple[int, int], out_hw: tuple[int,
   stride = vgg.layer_stride(sort_layers(cfg.layers, arch)[-1], arch)
   crop = int(crop_share(cfg, n, n_out) * (n - n_out)) // stride * stride
   return axis, max(0, min(crop, (n - n_out - 1) // stride * stride))
-
-
-def candidate_operators(cfg: OperatorConfig, image_hw: tuple[int, int],
-                        out_hw: tuple[int, int], masked: bool = False, arch: str = "vgg19"
-                        ) -> tuple[tuple[str, OperatorConfig], ...]:
-  """The operators planned for a job, (name, config) each, ``cfg`` itself first (static).
-
-  For a shrink of one axis without masks (``masked``), ``cfg.alternatives`` add: "crop"
-  (crop_share 1: the crop window alone, the warp only the remainder below the deepest
-  layer's stride) and "seams" (crop_share 0, percentile 100: the hierarchical
-  feature-space seams of Eq. 1-2 carve the whole shrink, the warp has nothing left;
-  deep_weight ``cfg.seams_deep_weight``: the deeper layers' importance steers each
-  shallower layer's seams away from what they found, beside Eq. 2's damping; one seam
-  per DP pass, each paying ``cfg.seams_diagonal_cost`` for a sideways step, so that
-  they do not remove a cheap diagonal valley as a slanted band) and
-  "warp" (crop_share 0, no seams: Eq. 3's warp alone resizes the whole image, each
-  column cell by its importance; it never cuts or tears, it squeezes).
-  The pipeline keeps the plan whose pixel map keeps the most deep features (Eq. 5).
-  Otherwise (enlarging, both axes, masks, no alternatives): ``cfg`` alone. The
-  configured operator is named by what it does to these sizes: "crop+warp" (or
-  "crop+seams", "crop+global_stop") when it crops, else "seams+warp" (the paper's)."""
-  (h, w), (oh, ow) = image_hw, out_hw
-  one_axis_shrink = (oh == h) != (ow == w) and oh <= h and ow <= w
-  if crop_size(cfg, image_hw, out_hw, arch, masked)[1] > 0:
-    name = f"crop+{cfg.crop_remainder}"
-  else:
-    name = "seams+warp"
-  own = dataclasses.replace(cfg, alternatives=())
-  if masked or not one_axis_shrink or not cfg.alternatives:
-    return ((name, own),)
-  variants = {
-      "crop": dataclasses.replace(own, crop_share=1.0, crop_share_growth=0.0,
-                                  crop_remainder="warp"),
-      "seams": dataclasses.replace(own, crop_share=0.0, percentile=100.0,
-                                   percentile_growth=0.0, deep_weight=cfg.seams_deep_weight,
-                                   seams_per_pass=1, diagonal_cost=cfg.seams_diagonal_cost),
-      "warp": dataclasses.replace(own, crop_share=0.0, crop_share_growth=0.0, use_seams=False),
-  }
-  return ((name, own), *((a, variants[a]) for a in cfg.alternatives))
-
-
-def carves_seams(cfg: OperatorConfig, image_hw: tuple[int, int], out_hw: tuple[int, int],
-                 arch: str = "vgg19", masked: bool = False) -> bool:
-  """Whether the operator removes or inserts seams for these sizes (static): False for
-  a resampling of the image (a crop and/or Eq. 3's warp), whose pixel map has no tears."""
-  if not cfg.use_seams:
-    return False
-  return crop_size(cfg, image_hw, out_hw, arch, masked)[1] == 0 or cfg.crop_remainder != "warp"
-
-
-def candidates_carve_seams(cfg: OperatorConfig, image_hw: tuple[int, int],
-                           out_hw: tuple[int, int], masked: bool = False,
-                           arch: str = "vgg19") -> bool:
-  """Whether any operator :func:`candidate_operators` plans for these sizes
-  :func:`carves_seams` (static): False when the kept plan, whichever is chosen, is a
-  resampling of the image."""
-  return any(carves_seams(op, image_hw, out_hw, arch, masked)
-             for _, op in candidate_operators(cfg, image_hw, out_hw, masked, arch))
 
 
 def crop_window_scores(profile_map: jax.Array, width: int, crop: int, step: int,
@@ -535,18 +476,6 @@ def plan_resize(feats: Mapping[str, jax.Array], image_hw: tuple[int, int],
     keep, remove = move(keep), move(remove)
     cur = {l: t(column_maps.apply(t(cur[l]), plans[axis].maps[l])) for l in layers}
   return ResizePlan(plans.get("width"), plans.get("height"), cur)
-
-
-def kept_importance(feats: Mapping[str, jax.Array], targets: Mapping[str, jax.Array]
-                    ) -> jax.Array:
-  """How much of the input's importance a plan's targets keep: the sum over layers of
-  sum(S_l(F'_l)) / sum(S_l(F_l)) (Eq. 1), the deep analogue of the energy a seam order
-  keeps in Avidan & Shamir's transport map. Higher is better."""
-  total = jnp.float32(0.0)
-  for l, t in targets.items():
-    total = total + (jnp.sum(importance.importance_map(t))
-                     / (jnp.sum(importance.importance_map(feats[l])) + 1e-8))
-  return total
 
 
 def block1_footprint(mask: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from dnr_jax import vgg
+from dnr_jax.nn import vgg
 
 
 def dilate3(mask: jax.Array) -> jax.Array:

@@ -29,14 +29,16 @@ Height is the width code on transposed arrays, as for the plan.
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dnr_jax import column_maps
-from dnr_jax import resample
+from dnr_jax.config import RetargetConfig
+from dnr_jax.ops import column_maps
+from dnr_jax.ops import resample
+from dnr_jax.resizing import deep_carving
 
 
 class AxisLift(NamedTuple):
@@ -186,3 +188,116 @@ def tile_rows(cols: int, in_cols: int, budget_bytes: int = 64 << 20) -> int:
   """Rows per tile so that one tile's gathers (taps x columns x 3 float32) fit the budget."""
   per_row = (max(cols, in_cols) * 3 * 4) * 6  # 5 cubic taps + the output row
   return int(max(8, min(1024, budget_bytes // per_row)))
+
+
+# ----------------------------------------------------------------------------- the phase
+
+
+def _lift(plan: deep_carving.AxisPlan, shallow: str) -> AxisLift:
+  kept = plan.kept[shallow]
+  source_hw = plan.importance[shallow].shape  # (kept is wider when enlarging)
+  return AxisLift(kept, plan.num_valid[shallow], plan.cell_widths,  # (NumPy sizes:
+                          np.asarray(source_hw, np.int32),  # no eager op)
+                          plan.num_cells if isinstance(plan.num_cells, jax.Array)  # (traced
+                          else np.asarray(plan.num_cells, np.int32))  # in retarget_pure)
+
+
+@functools.partial(jax.jit, static_argnames=("out_len", "tile"))
+def _correction_tile(final, init, out_hw, start, tile, out_len):
+  return upsampled_tile(final - init, out_hw, start, tile, out_len)
+
+
+def full_resolution(image: jax.Array, prep, work_final: jax.Array, s,
+                    cfg: RetargetConfig, shallow: str, tile: int | None = None,
+                    progress: Callable[[int, int], None] | None = None):
+  """The output at full resolution: lifted maps on the full pixels + ``up(final - init)``.
+
+  ``tile=None`` computes everything in one piece (pure, jit/vmap-able, returns a jax
+  array); an integer runs host loops over row tiles of that many rows (memory bounded
+  by the tile) on arrays padded to :func:`size_class` sizes (one compilation
+  per size class, not per photo size) and returns a NumPy array. Both return float32
+  0..255, (H', W', 3).
+  """
+  (h, w), (oh, ow) = s.image, s.out
+  plan, init = prep.plan, prep.init
+  if deep_carving.height_first(plan):
+    total = w + oh + oh
+  else:
+    total = (h if plan.width is not None else 0) + (ow if plan.height is not None else 0) + oh
+  done = [0]
+  host = tile is not None
+  cls = size_class if host else (lambda n: n)
+
+  def run(fn, rows, cols, length):
+    """``fn(start, n)`` -> rows [start, start + n) of a (rows, length, 3) result whose
+    first ``cols`` columns are real; returns (rows, cols, 3)."""
+    if not host:
+      return fn(np.int32(0), rows)[:, :cols]
+    report = (lambda d, _: progress(done[0] + d, total)) if progress else None
+    out = tiled(lambda start: fn(start, tile), rows, tile, length, progress=report)
+    done[0] += rows
+    return out[:, :cols]
+
+  def lift_axis(src, axis_plan, out_cols):
+    """``src`` (R, C, 3) -> (R, out_cols, 3) through one axis's lifted plan."""
+    rows, cols = src.shape[:2]
+    lift, length = _lift(axis_plan, shallow), cls(out_cols)
+    size = (np.int32(rows), np.int32(cols))
+    if not host:
+      return run(lambda st, n: lifted_tile(src, lift, st, size, np.int32(out_cols),
+                                                   length), rows, out_cols, length)
+    # Host: each call sees one band of rows padded to the width's size class, and the
+    # plan padded to a square of its long side, so the compilation depends on neither
+    # the photo's height nor the working shape (a folder of photos shares it).
+    src = np.asarray(src)
+    lift = pad_lift(jax.device_get(lift))
+    band = lambda st: jax.device_put(pad_to(src[st:st + tile], (tile, cls(cols))))
+    return run(lambda st, n: lifted_tile(band(int(st)), lift, st, size,
+                                                 np.int32(out_cols), length),
+               rows, out_cols, length)
+
+  xp = np if host else jnp
+  if cfg.reconstruction.init == "seams":
+    base = image
+    steps = [(plan.width, False, ow), (plan.height, True, oh)]
+    if deep_carving.height_first(plan):
+      steps.reverse()
+    for axis_plan, transposed, n_out in steps:
+      if axis_plan is None:
+        continue
+      if transposed:
+        base = xp.swapaxes(lift_axis(xp.swapaxes(base, 0, 1), axis_plan, n_out), 0, 1)
+      else:
+        base = lift_axis(base, axis_plan, n_out)
+  elif cfg.reconstruction.init == "linear":
+    base = _resize(image, (oh, ow), "linear")
+  else:  # noise init: the input's detail has no place to go; upsample the result
+    base = _resize(init, (oh, ow), "cubic")
+  if not host:
+    out_size = (np.int32(oh), np.int32(ow))
+    corr = run(lambda st, n: _correction_tile(work_final, init, out_size, st, n, (oh, ow)),
+               oh, ow, ow)
+    return jnp.clip(base + corr, 0.0, 255.0)
+  # Host: the low-frequency correction is a small image upsampled: NumPy, no compilation.
+  fresh = base is not image and isinstance(base, np.ndarray) and base.flags.writeable
+  out = base if fresh and base.dtype == np.float32 else np.array(base, np.float32)
+  resample.resize_host(np.asarray(work_final, np.float32) - np.asarray(init, np.float32),
+                       (oh, ow), "cubic", add_to=out)
+  if progress:
+    progress(total, total)
+  return np.clip(out, 0.0, 255.0, out=out)
+
+
+def full_resolution_tiled(image, prep, work_final, s, cfg: RetargetConfig,
+                          shallow: str, progress: Callable[[int, int], None] | None = None
+                          ) -> np.ndarray:
+  """:func:`full_resolution` in row tiles sized for a 64 MB budget (the host path)."""
+  cls = size_class
+  tile = tile_rows(max(cls(s.out[1]), cls(s.image[1])), cls(s.image[1]))
+  return full_resolution(np.asarray(image), prep, jax.device_put(work_final), s, cfg, shallow,
+                         tile=tile, progress=progress)
+
+
+@functools.partial(jax.jit, static_argnames=("out_hw", "kind"))
+def _resize(image, out_hw, kind):
+  return resample.resize(image, out_hw, kind)

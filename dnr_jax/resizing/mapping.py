@@ -3,7 +3,7 @@
 Retargeting moves pixels; users who retarget training images must move their
 annotations (keypoints, box corners, segmentation labels) the same way. Every run
 keeps, per axis, the pixel map of the plan at the working size: the shallow layer's
-:class:`~dnr_jax.column_maps.ColumnMap`, i.e. for every output position the source
+:class:`~dnr_jax.ops.column_maps.ColumnMap`, i.e. for every output position the source
 coordinate ``index0 + weight1 * (index1 - index0)`` along that axis (the width map on
 (h, w'), the height map on the transposed width-resized image, as in the plan). A
 :class:`MapStage` stores them with the four sizes; object removal has two stages.
@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from dnr_jax import deep_carving
+from dnr_jax.resizing import deep_carving
 
 
 class MapStage(NamedTuple):
@@ -40,7 +40,7 @@ class MapStage(NamedTuple):
 
   @classmethod
   def from_plan(cls, sizes, plan, work_out_hw) -> "MapStage":
-    """From a :class:`~dnr_jax.pipeline.Sizes` and a ``ResizePlan`` (one image)."""
+    """From a :class:`~dnr_jax.resizing.pipeline.Sizes` and a ``ResizePlan`` (one image)."""
 
     def coords(axis_plan):
       if axis_plan is None:

@@ -11,7 +11,7 @@ px), is bounded by ``max_shift * tanh``, and is upsampled bilinearly to every pi
 a smoothness term penalises squared differences between neighbouring controls,
 weighted relative to the loss at the start so the weight is unit-free.
 
-Measured (docs/RESULTS.md, ``scripts/study_refinement.py``): after the default
+Measured (docs/history/LAB_LOG.md, ``scripts/study_refinement.py``): after the default
 reconstruction, no parameterisation tried (cells 4/8/16, smoothness 0-1, shifts 1-3
 px) changed the loss by more than 0.34% or moved pixels by more than 0.04 px on
 average, so refinement is off by default (``RefinementConfig.steps = 0``).
@@ -25,7 +25,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from dnr_jax import grid_sampler
+from dnr_jax.ops import grid_sampler
 from dnr_jax.config import RefinementConfig
 
 

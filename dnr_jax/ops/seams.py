@@ -284,14 +284,14 @@ def with_diagonal_cost(energy_fn: EnergyFn, weight: float, border: int = 0) -> E
   the cost of a diagonal step of the DP (:class:`StepCosts` left and right). The
   first and last ``border`` valid positions are left out of that mean: an enlarging
   plan keeps seams out of its border band with a finite penalty larger than any path
-  (:func:`dnr_jax.deep_carving.plan_width`), which would otherwise set the step cost.
+  (:func:`dnr_jax.resizing.deep_carving.plan_width`), which would otherwise set the step cost.
 
   Many seams carved in turn follow one cheap valley; where it runs diagonally the
   band they remove slides the content on its two sides past each other, and every
   straight structure that crosses it is cut on a slant (a pillar sliced from its
   capital to its base, a canal bank broken into steps). A seam that pays to move
   sideways runs straight unless the saving is worth it: the content then closes up
-  along vertical lines, which straight structures survive (docs/RESULTS.md, "Seams
+  along vertical lines, which straight structures survive (docs/history/LAB_LOG.md, "Seams
   that run straight"). 0 = the DP of Eq. 1/2 as it was."""
   if weight <= 0:
     return energy_fn
@@ -313,7 +313,7 @@ def with_diagonal_cost(energy_fn: EnergyFn, weight: float, border: int = 0) -> E
 
 
 def default_batch(width: int) -> int:
-  """Seams per DP pass: 1/32 of the width (measured trade-off, docs/RESULTS.md)."""
+  """Seams per DP pass: 1/32 of the width (measured trade-off, docs/history/LAB_LOG.md)."""
   return max(1, width // 32)
 
 

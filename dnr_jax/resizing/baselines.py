@@ -22,10 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from dnr_jax import column_maps
-from dnr_jax import pipeline
-from dnr_jax import seams
-from dnr_jax import vgg
+from dnr_jax.ops import column_maps
+from dnr_jax import resizing
+from dnr_jax.ops import seams
+from dnr_jax.nn import vgg
 from dnr_jax.config import RetargetConfig
 
 
@@ -107,17 +107,17 @@ def feature_seams_in_image(image, out_hw, ctx: Context):
   cfg = dataclasses.replace(ctx.config, reconstruction=dataclasses.replace(
       ctx.config.reconstruction, init="seams", steps=0), refinement=dataclasses.replace(
           ctx.config.refinement, steps=0))
-  return pipeline.retarget(ctx.weights, image, tuple(out_hw), cfg).initial
+  return resizing.retarget(ctx.weights, image, tuple(out_hw), cfg).initial
 
 
 def dnr(image, out_hw, ctx: Context):
-  return pipeline.retarget(ctx.weights, image, tuple(out_hw), ctx.config).output
+  return resizing.retarget(ctx.weights, image, tuple(out_hw), ctx.config).output
 
 
 def dnr_no_refine(image, out_hw, ctx: Context):
   cfg = dataclasses.replace(ctx.config, refinement=dataclasses.replace(
       ctx.config.refinement, steps=0))
-  return pipeline.retarget(ctx.weights, image, tuple(out_hw), cfg).output
+  return resizing.retarget(ctx.weights, image, tuple(out_hw), cfg).output
 
 
 METHODS: dict[str, Callable] = {

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dnr_jax import vgg
+from dnr_jax.nn import vgg
 
 # Eq. 5's layer (section 4.6): the semantic score compares energies here.
 SEMANTIC_LAYER = "block5_conv1"

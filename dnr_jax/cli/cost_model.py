@@ -2,7 +2,7 @@
 
 A linear model per phase in the pixel counts that drive it, with coefficients fitted
 to ``scripts/benchmark_fullres.py`` runs on the project's 2-core CPU machine (see
-docs/RESULTS.md, "Full resolution"). On other machines the shape holds and the
+docs/history/LAB_LOG.md, "Full resolution"). On other machines the shape holds and the
 constants do not: the line printed by the CLI names the machine the figures are for.
 
 Phases and their drivers:
@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from dnr_jax import deep_carving
-from dnr_jax import pipeline
-from dnr_jax.config import RetargetConfig
+from dnr_jax.resizing import plan as plan_lib
 
 MACHINE = "2-core CPU"
 
 # Seconds per pixel (or per pixel-step), fitted to scripts/benchmark_fullres.py on the
-# 2-core CPU, 2026-11-26 (docs/RESULTS.md, "Full resolution").
+# 2-core CPU, 2026-11-26 (docs/history/LAB_LOG.md, "Full resolution").
 _DECODE_S_PER_PX = 2e-8
 _DOWNSCALE_S_PER_PX = 6e-8
 _PREPARE_S_PER_WORK_PX = 1.2e-5
@@ -75,12 +73,11 @@ class Estimate:
             "machine": self.machine}
 
 
-def estimate(image_hw: tuple[int, int], out_hw: tuple[int, int],
-             cfg: RetargetConfig, masked: bool = False) -> Estimate:
-  """The expected cost of retargeting an ``image_hw`` image to ``out_hw`` with ``cfg``
-  (``masked``: a keep or remove mask is given; it decides the candidate operators and
-  whether Eq. 4 runs)."""
-  s = pipeline.sizes(image_hw, out_hw, cfg.work_size, cfg.work_multiple)
+def estimate(plan: plan_lib.Plan) -> Estimate:
+  """The expected cost of running ``plan`` (:func:`dnr_jax.resizing.plan.make_plan`):
+  its sizes, its candidate operators and whether their audition and Eq. 4 run."""
+  s = plan.sizes
+  image_hw, out_hw = s.image, s.out
   full_px = image_hw[0] * image_hw[1]
   out_px = out_hw[0] * out_hw[1]
   work_px = s.work[0] * s.work[1]
@@ -93,13 +90,13 @@ def estimate(image_hw: tuple[int, int], out_hw: tuple[int, int],
                  + _PREPARE_S_PER_WORK_PX_SEAM * work_px * seams,
       "save": _SAVE_S_PER_OUT_PX * out_px,
   }
-  steps = pipeline.reconstruction_steps(s, cfg, masked)  # 0 for a plan without seams
+  steps = plan.steps  # 0 for a lifted plan without seams
   if steps:
     seconds["reconstruction"] = (_RECON_COMPILE_S
                                  + _RECON_S_PER_OUT_PX_STEP * work_out_px * steps)
-  if cfg.refinement.steps:
+  if plan.refine_steps:
     seconds["refinement"] = (_RECON_COMPILE_S
-                             + 2 * _RECON_S_PER_OUT_PX_STEP * work_out_px * cfg.refinement.steps)
+                             + 2 * _RECON_S_PER_OUT_PX_STEP * work_out_px * plan.refine_steps)
   if s.full_resolution:
     seconds["downscale"] = _DOWNSCALE_S_PER_PX * full_px
     seconds["full resolution"] = _FULLRES_S_PER_OUT_PX * (out_px + full_px)
@@ -109,13 +106,11 @@ def estimate(image_hw: tuple[int, int], out_hw: tuple[int, int],
   # phase's memory grows too (measured on a 640x480 photo, 2026-11-27: peak RSS 2.67 GB
   # with two alternatives against 1.28 GB with none, ~2300 bytes per working pixel per
   # alternative; on a 12 MP photo 2.68 GB; the device term is not measured on a GPU).
-  k = len(deep_carving.candidate_operators(cfg.operator, s.work, s.work_out, masked))
+  k = len(plan.candidates)
   if k > 1:
-    audition = deep_carving.candidates_carve_seams(cfg.operator, s.work, s.work_out, masked)
     seconds["prepare"] += ((k - 1) * (_PREPARE_S_PER_WORK_PX * work_px
                                       + _PREPARE_S_PER_WORK_PX_SEAM * work_px * seams)
-                           + k * cfg.operator.alternative_steps * audition
-                           * _RECON_S_PER_OUT_PX_STEP * work_out_px)
+                           + k * plan.audition_steps * _RECON_S_PER_OUT_PX_STEP * work_out_px)
   rss = (_BASE_RSS + _RSS_PER_FULL_PX * (full_px + out_px)
          + (_RSS_PER_WORK_PX + _RSS_PER_WORK_PX_ALTERNATIVE * (k - 1)) * work_px)
   device = _DEVICE_PER_WORK_PX * work_px * k + 16.0 * (full_px + out_px)

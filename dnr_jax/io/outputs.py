@@ -19,8 +19,8 @@ import dataclasses
 import os
 import pathlib
 
-from dnr_jax import atomic_write
-from dnr_jax import image_io
+from dnr_jax.io import atomic_write
+from dnr_jax.io import image_io
 
 # Every debug picture app.py may write, "<output stem>_<name>.png".
 DEBUG_PICTURES = ("importance", "seams_width", "seams_height", "targets", "stages", "loss")

