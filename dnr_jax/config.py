@@ -69,7 +69,7 @@ class OperatorConfig:
   # needs one seam at a time): 0 = 1/32 of the layer's width, 1 = one per pass.
   seams_per_pass: int = 0
   # When both axes change: "auto" plans both orders and keeps the one whose seams-and-warp
-  # image keeps more deep features (pipeline.choose_order), or "width_first" /
+  # image keeps more deep features (audition.order_scores), or "width_first" /
   # "height_first".
   axis_order: str = "auto"
   # Weight of the feature-space forward energy (seams.feature_forward_energy_fn) in the
@@ -127,7 +127,7 @@ class OperatorConfig:
   crop_candidates: int = 3
   # Other operators planned beside this one for a one-axis shrink without masks
   # (plan.candidate_operators); the plan whose image keeps the most of the
-  # image's deep features wins (Eq. 5, pipeline._chosen_plan; less
+  # image's deep features wins (Eq. 5, audition.chosen_plan; less
   # ``alternative_completeness_weight`` x what it lost of the image's patches and
   # ``alternative_fine_coherence_weight`` x what it invented), as ``axis_order`` "auto"
   # picks the order. "crop": the crop window alone (crop_share 1, chosen as
@@ -247,7 +247,7 @@ class ReconstructionConfig:
   # Eq. 4 heals what the seams tore. When the output is lifted to full resolution from
   # a plan without seams (a crop and/or Eq. 3's warp, plan.carves_seams) and the
   # init is "seams", the output is that pixel map on the full-size image
-  # (pipeline.reconstruction_steps: 0 steps). True runs the steps anyway: on the
+  # (plan.reconstruction_steps: 0 steps). True runs the steps anyway: on the
   # RetargetMe dev half (1024-px photos, lifted from 640) their upsampled correction
   # only added a blotchy low-frequency tone drift (issue 12, docs/history/LAB_LOG.md).
   reconstruct_resamplings: bool = False

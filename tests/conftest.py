@@ -77,6 +77,18 @@ def _private_cache_home(tmp_path_factory):
     os.environ["XDG_CACHE_HOME"] = old
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _persistent_compilation_cache(tmp_path_factory):
+  """In-process tests share one persistent compilation cache (both xdist workers too):
+  a program another test or module already compiled is loaded, not compiled again
+  (the module fixture below drops the in-memory ones)."""
+  from dnr_jax.io import compilation  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.getbasetemp()
+  shared = root.parent if root.name.startswith("popen-gw") else root
+  compilation.enable_persistent_cache(shared / "xla_cache")
+  yield
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _release_compilations():
   """Drops JAX's compiled programs after each test module. Every XLA:CPU executable

@@ -1,25 +1,25 @@
 """Many images at once: buckets of equal working shapes, vmapped phases, device meshes.
 
 A folder of photos of mixed sizes is grouped by its *working* shapes, (working input,
-working output) from :func:`dnr_jax.resizing.pipeline.sizes`: every photo whose long side
+working output) from :func:`dnr_jax.resizing.plan.sizes`: every photo whose long side
 exceeds ``work_size`` runs at that size, and ``RetargetConfig.work_multiple`` rounds
 the working sides so that photos of nearly the same aspect ratio share a shape. Each
 bucket runs in batches of ``batch_size``:
 
-1. per image, :func:`pipeline.downscale` to the working size (NumPy, no compilation);
-2. the working-size phases (:func:`pipeline.prepare_batch` with the Eq. 4 loop's
+1. per image, :func:`phases.downscale` to the working size (NumPy, no compilation);
+2. the working-size phases (:func:`phases.prepare_batch` with the Eq. 4 loop's
    initial state, the Eq. 4 chunks, the refinement) as vmapped jits over the batch,
    whose arrays carry a ``NamedSharding`` over a ``Mesh`` of the local devices on the
    batch axis: XLA partitions the batch over the devices, the same code on one CPU,
    eight forced host devices or eight GPUs (no ``pmap``). Only the small results
    (maps, importance, images) come back to the host; the target features stay on the
    devices;
-3. per image, :func:`pipeline.full_resolution` in row bands (bounded memory, one
+3. per image, :func:`fullres.full_resolution` in row bands (bounded memory, one
    compilation per width class).
 
 Two compilations per bucket and batch shape (prepare, chunk) instead of a dozen per
-image size, and the per-image results match the one-image path (the same phase
-functions; the tests state the tolerance).
+image size. The one-image path is this path with a batch of one
+(:func:`run.retarget_group`), so a photo gets the same image alone or in a batch.
 
 Several hosts: every process calls ``jax.distributed.initialize()`` (the CLI's
 ``--distributed``), takes its share of the files (:func:`process_share`) and runs its

@@ -5,9 +5,9 @@ For one axis (width; height is the same on transposed maps):
 0. Departure from the paper (``crop_share``, one shrinking axis, no masks): a share of
    the shrink (:func:`crop_share`) is first cropped from the border, keeping the window
    with the most semantic energy (Eq. 5's numerator; :func:`crop_size`,
-   :func:`crop_candidates`, the choice in ``pipeline``) or deepest-layer importance
+   :func:`crop_candidates`, the choice in ``audition``) or deepest-layer importance
    (:func:`crop_offset`); the rest is done on the crop (its own forward pass, in
-   ``pipeline``) by the warp of step 4 alone (``crop_remainder`` "warp", the default)
+   ``audition``) by the warp of step 4 alone (``crop_remainder`` "warp", the default)
    or by steps 1-4, and :func:`uncrop` puts the plan back on the whole image.
 1. Importance S_l of every chosen layer (Eq. 1).
 2. Deepest layer L first: remove its minimum seams, always at least one, and more
@@ -182,7 +182,7 @@ def crop_candidates(semantic_energy: jax.Array, width: int, crop: int, step: int
   ``step``, best first; fewer when there are fewer windows): the windows whose columns
   hold the most of the uncropped image's semantic energy ``semantic_energy`` (h_l, w_l)
   = ||F_l(I)(i, j, *)||^2 at ``layer`` (Eq. 5's summand, width axis last), near-ties to
-  the centred window. The pipeline then scores each candidate crop's own Eq. 5
+  the centred window. The audition then scores each candidate crop's own Eq. 5
   numerator (its border features see the crop's edge) and keeps the best
   (``crop_choice`` "semantic")."""
   score = crop_window_scores(semantic_energy, width, crop, step, layer, arch)
@@ -198,7 +198,7 @@ def uncrop(plan: AxisPlan, offset: jax.Array, importance_full: Mapping[str, jax.
   importance is the uncropped image's (``importance_full``, the plan's orientation).
   ``kept`` is padded to the full width (positions past ``num_valid`` repeat the last
   one, as nothing reads them), so every leaf has the shape of a plan made on the whole
-  image and plans of different operators can be selected between (pipeline); so are
+  image and plans of different operators can be selected between (audition); so are
   the warp's ``cell_widths``, with zero cells up to ``cells`` (``num_cells`` says how
   many are real)."""
   maps, kept, removed, damped = {}, {}, {}, {}
@@ -275,7 +275,7 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
       # energy). Seams keep 3 positions (block1_conv2's reach and more) away; when
       # shrinking only the image-level layer needs it. Not with masks: object removal
       # may carve an object that touches the border, and a keep mask's largest shrink
-      # (pipeline.keep_limits) counts on every free column, the border ones included.
+      # (masks.keep_limits) counts on every free column, the border ones included.
       band = min(3, max(1, (w - 1) // 4))
       edge = (jnp.arange(w) < band) | (jnp.arange(w) >= w - band)
       if enlarge:

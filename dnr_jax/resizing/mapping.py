@@ -40,7 +40,7 @@ class MapStage(NamedTuple):
 
   @classmethod
   def from_plan(cls, sizes, plan, work_out_hw) -> "MapStage":
-    """From a :class:`~dnr_jax.resizing.pipeline.Sizes` and a ``ResizePlan`` (one image)."""
+    """From a :class:`~dnr_jax.resizing.plan.Sizes` and a ``ResizePlan`` (one image)."""
 
     def coords(axis_plan):
       if axis_plan is None:
