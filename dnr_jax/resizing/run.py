@@ -221,7 +221,7 @@ def retarget_group(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
   place = lambda x, idx, size: None if x is None else devices.shard_batch(  # noqa: E731
       devices.pad_batch(x[idx], size), mesh)
 
-  orders, order_scores = [plan.axis_order] * n, [{}] * n
+  orders, order_scores = [plan.axis_order] * n, [{} for _ in range(n)]
   if plan.axis_order == "auto":  # the one decision that looks at the pixels
     everyone = np.arange(n)
     scores = np.asarray(phase("prepare", lambda: phases.order_scores_batch(
