@@ -36,8 +36,7 @@ def check_whole(name: str, value, lo: int) -> None:
 
 
 AXIS_ORDERS = ("auto", "width_first", "height_first")
-CROP_REMAINDERS = ("seams", "global_stop", "warp")
-CROP_CHOICES = ("semantic", "importance")
+SEAM_STYLES = ("fast", "straight")
 ALTERNATIVES = ("crop", "seams", "warp")
 
 
@@ -50,41 +49,32 @@ class OperatorConfig:
   layers: tuple[str, ...] = DEFAULT_LAYERS
   alpha: float = 0.5  # Eq. 2 damping inside the receptive field of deeper seams
   percentile: float = 20.0  # seams after the first only while mean importance <= this pct
-  # Percentile points added per unit of relative shrink beyond 25%
-  # (deep_carving.stop_percentile); 0 = the paper's fixed percentile ("Defaults chosen").
-  percentile_growth: float = 0.0
   grid_cell: int = 16  # column-cell width of the warp, image pixels (Eq. 3)
   min_cell_scale: float = 0.2  # no warp cell shrinks below this fraction (see column_maps)
   # Exponent on the warp cells' importance before Eq. 3 (mu ** p, mu of mean 1): above 1
   # the least important cells take the squeeze; 1 = Eq. 3 ("A sharper warp").
   warp_power: float = 2.0
   use_seams: bool = True  # False: warping only (ablation)
-  # Seams found per DP pass below the deepest layer: 0 = 1/32 of the width, 1 = one.
-  seams_per_pass: int = 0
+  # "fast": below the deepest layer 1/32 of the width's seams per DP pass, Eq. 1/2's
+  # energy; "straight" (the "seams" alternative's): one seam per pass, the deeper
+  # layers' importance added to each shallower layer's energy and sideways steps
+  # charged (deep_carving.STRAIGHT_*; "Seams that run straight").
+  seam_style: str = "fast"
   # Two-axis jobs: "auto" (the order phase: Eq. 5 of both orders' pixel maps,
   # audition.order_scores), "width_first" or "height_first".
   axis_order: str = "auto"
   # Weight of the feature-space forward energy (seams.feature_forward_energy_fn) in the
   # DP below the deepest layer; 0 = Eq. 1/2's importance alone ("Quality on RetargetMe").
   forward_weight: float = 0.25
-  # Weight of the deeper layers' importance in each shallower layer's seam energy;
-  # 0 = Eq. 2 alone.
-  deep_weight: float = 0.0
-  # Cost of a sideways seam step in units of the layer's mean energy; 0 = Eq. 1/2's DP
-  # ("Seams that run straight").
-  diagonal_cost: float = 0.0
-  # Share of a one-axis shrink (no masks) cropped before the rest, the window chosen by
-  # ``crop_choice``; 0 = the paper's operator ("A crop before the seams").
+  # Share of a one-axis shrink (no masks) cropped before the rest, which Eq. 3's warp
+  # does alone ("A crop before the seams", "The rest of a cropped shrink by the warp
+  # alone"); 0 = the paper's operator.
   crop_share: float = 0.75
-  # What does the rest of a cropped shrink: "warp" (Eq. 3 alone), "seams" (Eq. 1-3 on
-  # the crop) or "global_stop" ("The rest of a cropped shrink by the warp alone").
-  crop_remainder: str = "warp"
   # Share added per unit of relative shrink beyond 25% (0.75 at 75% width, 0.9 at 50%).
   crop_share_growth: float = 0.6
-  # "semantic": of the ``crop_candidates`` windows of the most block5_conv1 energy, the
-  # crop whose own Eq. 5 numerator is highest; "importance": the window of the most
-  # deepest-layer importance ("The crop window by the semantic score").
-  crop_choice: str = "semantic"
+  # The crop window: of the ``crop_candidates`` windows of the most block5_conv1
+  # energy, the crop whose own Eq. 5 numerator is highest ("The crop window by the
+  # semantic score").
   crop_candidates: int = 3
   # Operators auditioned beside this one for a one-axis shrink without masks
   # (plan.candidate_operators; audition.chosen_plan): "crop", "warp", "seams". The
@@ -94,10 +84,6 @@ class OperatorConfig:
   alternative_steps: int = 10
   # How much higher (SS) an alternative must score than the configured operator.
   alternative_margin: float = 0.015
-  # ``deep_weight`` and ``diagonal_cost`` of the "seams" alternative (which also finds
-  # its shallow seams one per DP pass).
-  seams_deep_weight: float = 4.0
-  seams_diagonal_cost: float = 1.0
   # Subtracted from a candidate's SS per unit of its audition image's completeness
   # (what it lost, metrics.completeness) and fine coherence (what it invented,
   # metrics.fine_coherence) ("The operator choice charged for lost patches / for what
@@ -107,14 +93,12 @@ class OperatorConfig:
 
   def __post_init__(self):
     check_range("forward_weight", self.forward_weight, 0.0)
-    check_range("diagonal_cost", self.diagonal_cost, 0.0)
     check_range("warp_power", self.warp_power, 0.0, 8.0)  # (mu / mean) ** 8 stays finite
-    check_range("seams_diagonal_cost", self.seams_diagonal_cost, 0.0)
     check_range("crop_share", self.crop_share, 0.0, 1.0)
     check_range("crop_share_growth", self.crop_share_growth, 0.0)
-    if self.crop_choice not in CROP_CHOICES:
-      raise ValueError(f"crop_choice must be one of {', '.join(CROP_CHOICES)}, got "
-                       f"{self.crop_choice!r}")
+    if self.seam_style not in SEAM_STYLES:
+      raise ValueError(f"seam_style must be one of {', '.join(SEAM_STYLES)}, got "
+                       f"{self.seam_style!r}")
     check_whole("crop_candidates", self.crop_candidates, 1)
     if not isinstance(self.alternatives, tuple) or any(
         a not in ALTERNATIVES for a in self.alternatives) or len(
@@ -123,23 +107,16 @@ class OperatorConfig:
                        f"got {self.alternatives!r}")
     check_whole("alternative_steps", self.alternative_steps, 0)
     check_range("alternative_margin", self.alternative_margin, 0.0, 1.0)
-    check_range("seams_deep_weight", self.seams_deep_weight, 0.0)
     check_range("alternative_completeness_weight", self.alternative_completeness_weight, 0.0)
     check_range("alternative_fine_coherence_weight", self.alternative_fine_coherence_weight,
                 0.0)
-    if self.crop_remainder not in CROP_REMAINDERS:
-      raise ValueError(f"crop_remainder must be one of {', '.join(CROP_REMAINDERS)}, got "
-                       f"{self.crop_remainder!r}")
-    check_range("deep_weight", self.deep_weight, 0.0)
     if self.axis_order not in AXIS_ORDERS:
       raise ValueError(f"axis_order must be one of {', '.join(AXIS_ORDERS)}, got "
                        f"{self.axis_order!r}")
     check_range("alpha", self.alpha, 0.0, 1.0)
     check_range("percentile", self.percentile, 0.0, 100.0)
-    check_range("percentile_growth", self.percentile_growth, 0.0)
     check_range("grid_cell", self.grid_cell, 1)
     check_range("min_cell_scale", self.min_cell_scale, 0.0, 1.0, lo_open=True)
-    check_range("seams_per_pass", self.seams_per_pass, 0)
     if not self.layers:
       raise ValueError("layers needs at least one VGG layer")
 

@@ -98,8 +98,8 @@ def bench_seams(photo: pathlib.Path, repeats: int = 3) -> dict:
   cfg = config.OperatorConfig()
   feats = {k: v[0] for k, v in jax.jit(vgg.features, static_argnums=2)(
       w, jnp.asarray(img, jnp.float32)[None], cfg.layers).items()}
-  for name, spp in (("one seam per pass", 1), ("batched (default)", 0)):
-    c = config.OperatorConfig(seams_per_pass=spp)
+  for name, style in (("one seam per pass (straight)", "straight"), ("batched (default)", "fast")):
+    c = config.OperatorConfig(seam_style=style)
     plan = jax.jit(deep_carving.plan_resize, static_argnums=(1, 2, 3))
     res[f"deep operator plan: {name}"] = best_of(
         lambda c=c, plan=plan: jax.block_until_ready(plan(feats, (768, 1024), (768, 768), c)))

@@ -5,9 +5,9 @@ window of the crop result's width (starts every 8 px) is scored by its own seman
 score (Eq. 5, ``metrics.feature_energy`` of the crop over the source's). Printed per set
 and as means per task: the best window, the centred one, and the windows the column
 profiles of the uncropped image's deep features would choose (block5_conv1 norm and
-energy, block5_pool norm and energy). This is the probe behind ``crop_choice``
-"semantic" (docs/history/LAB_LOG.md, "The crop window by the semantic score"); tune on the dev
-half only.
+energy, block5_pool norm and energy). This is the probe behind the semantic crop window
+(``crop_candidates``; docs/history/LAB_LOG.md, "The crop window by the semantic score");
+tune on the dev half only.
 
   python scripts/probe_crop_windows.py --retargetme DIR --split dev [--sets 3,4,...]
 """

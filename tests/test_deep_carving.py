@@ -54,30 +54,6 @@ def test_threshold_stop_leaves_work_to_the_warp(random_weights, small_photo):
   assert int(plan.width.num_removed["block5_pool"]) == 1
 
 
-def test_stop_percentile_grows_with_the_shrink_only():
-  g = config.OperatorConfig(percentile_growth=60.0)
-  assert deep_carving.stop_percentile(g, 1000, 900) == pytest.approx(20.0)
-  assert deep_carving.stop_percentile(g, 1000, 750) == pytest.approx(20.0)
-  assert deep_carving.stop_percentile(g, 1000, 500) == pytest.approx(35.0)
-  assert deep_carving.stop_percentile(g, 1000, 1500) == pytest.approx(20.0)  # enlarging
-  fixed = config.OperatorConfig(percentile=50.0)  # the default growth is 0
-  assert deep_carving.stop_percentile(fixed, 1000, 500) == pytest.approx(50.0)
-  steep = config.OperatorConfig(percentile=90.0, percentile_growth=400.0)
-  assert deep_carving.stop_percentile(steep, 1000, 500) == 100.0  # clipped
-  with pytest.raises(ValueError, match="percentile_growth"):
-    config.OperatorConfig(percentile_growth=-1.0)
-
-
-def test_a_larger_shrink_lets_the_deepest_layer_carve_more(random_weights, small_photo):
-  # percentile 0 allows only the mandatory seam; growth 400 lifts the stop to the 100th
-  # percentile at 40/96 (a 58% shrink), where every seam the deepest layer can give passes
-  feats = _feats(random_weights, small_photo)
-  fixed = config.OperatorConfig(percentile=0.0, percentile_growth=0.0)
-  grown = config.OperatorConfig(percentile=0.0, percentile_growth=400.0)
-  assert int(plan_resize(feats, (64, 96), (64, 40), fixed).width.num_removed["block5_pool"]) == 1
-  assert int(plan_resize(feats, (64, 96), (64, 40), grown).width.num_removed["block5_pool"]) == 2
-
-
 def test_shallower_seams_are_steered_into_the_deep_receptive_field(random_weights, small_photo):
   plan = plan_resize(_feats(random_weights, small_photo), (64, 96), (64, 64), CFG)
   p = plan.width
@@ -167,24 +143,11 @@ def test_crop_size_takes_a_share_of_one_shrinking_axis_in_deepest_strides():
     assert off[1] == 0
   with pytest.raises(ValueError, match="crop_share"):
     config.OperatorConfig(crop_share=1.5)
-  with pytest.raises(ValueError, match="crop_remainder"):
-    config.OperatorConfig(crop_remainder="scale")
-  with pytest.raises(ValueError, match="crop_choice"):
-    config.OperatorConfig(crop_choice="centre")
+  with pytest.raises(ValueError, match="seam_style"):
+    config.OperatorConfig(seam_style="slanted")
   for bad in (0, 2.5):
     with pytest.raises(ValueError, match="crop_candidates"):
       config.OperatorConfig(crop_candidates=bad)
-
-
-def test_crop_window_keeps_the_most_deep_importance():
-  s = np.ones((4, 20), np.float32)
-  s[:, 14:18] = 10.0  # the subject, right of centre
-  # 640 px wide (20 block5_pool columns), crop 8 columns = 256 px
-  off = int(deep_carving.crop_offset(jnp.asarray(s), 640, 256, "block5_pool"))
-  assert off % 32 == 0
-  assert off // 32 <= 14 and off // 32 + 12 >= 18  # the window holds the subject
-  # flat importance: the centred window
-  assert int(deep_carving.crop_offset(jnp.ones((4, 20)), 640, 256, "block5_pool")) == 4 * 32
 
 
 def test_crop_candidates_rank_windows_by_semantic_energy():
@@ -210,7 +173,7 @@ def test_crop_candidates_rank_windows_by_semantic_energy():
 @pytest.mark.parametrize("axis", [1, 0])
 def test_the_semantic_crop_keeps_the_window_of_most_semantic_energy(random_weights,
                                                                      small_photo, axis):
-  """crop_choice "semantic" with every window a candidate: the kept window is the crop
+  """Every window a candidate: the kept window is the crop
   whose own Eq. 5 numerator (block5_conv1 energy) is highest, found by brute force."""
   image = np.concatenate([np.full_like(small_photo[:, :32], 90), small_photo,
                           small_photo[:, ::-1][:, :64]], axis=1)  # 64 x 192
@@ -238,84 +201,37 @@ def test_the_semantic_crop_keeps_the_window_of_most_semantic_energy(random_weigh
 
 @pytest.mark.parametrize("axis", [1, 0])
 def test_a_cropped_plan_samples_only_inside_the_window(random_weights, small_photo, axis):
+  """The rest of a cropped shrink is Eq. 3's warp alone: no seam at any layer, the
+  pixel map monotone and inside one window of the crop's width; the importance and
+  removed maps are the whole image's (for the pictures)."""
   image = np.concatenate([small_photo] * 2, axis=1)  # 64 x 192
   if axis == 0:
     image = np.ascontiguousarray(image.transpose(1, 0, 2))  # 192 x 64
   out_hw = (64, 96) if axis == 1 else (96, 64)
   cfg = config.RetargetConfig(
       operator=config.OperatorConfig(crop_share=0.75, crop_share_growth=0.0,
-                                     crop_remainder="seams", crop_choice="importance",
                                      alternatives=()),
       reconstruction=config.ReconstructionConfig(steps=0))
   prep = resizing.prepare(random_weights, jnp.asarray(image, jnp.float32), out_hw, cfg)
   plan = prep.plan.width if axis == 1 else prep.plan.height
   crop = deep_carving.crop_size(cfg.operator, image.shape[:2], out_hw)[1]
   assert crop == 64
+  assert all(int(n) == 0 for n in plan.num_removed.values())
   shallow = plan.maps["block1_conv2"]
   lo, hi = int(shallow.index0.min()), int(shallow.index1.max())
-  # the window the deepest importance chose (plan.importance: the whole image's)
-  start = int(deep_carving.crop_offset(plan.importance["block5_pool"], 192, crop,
-                                       "block5_pool"))
-  assert start <= lo and hi <= start + 192 - crop - 1
-  # the importance and the removed maps are the whole image's, for the pictures
+  assert lo % 32 == 0 and hi <= lo + 192 - crop - 1
+  assert np.all(np.diff(np.asarray(shallow.index0) + np.asarray(shallow.weight1), axis=1) > 0)
   assert plan.importance["block1_conv2"].shape[1] == 192
   assert plan.removed["block1_conv2"].shape[1] == 192
-  removed_cols = np.nonzero(np.asarray(plan.removed["block1_conv2"]).any(axis=0))[0]
-  assert removed_cols.min() >= start and removed_cols.max() <= start + 127
   # the initial image is the plan's pixel map applied to the whole image
   assert prep.init.shape[:2] == out_hw
 
 
-@pytest.mark.parametrize("remainder", ["warp", "global_stop"])
-def test_what_does_the_rest_of_a_cropped_shrink(random_weights, small_photo, remainder):
-  """crop_remainder: "warp" leaves the rest of the shrink to Eq. 3 alone (no seam at any
-  layer, still only inside the crop window); "global_stop" carves at most the seams that
-  the crop's own stop threshold ("seams") allows when the crop took the cheap part."""
-  image = np.concatenate([np.full_like(small_photo, 128), small_photo, small_photo], axis=1)
-  out_hw = (64, 192)  # 288 -> 192: a crop of 64 px (0.75 * 96 in strides of 32)
-  run = lambda r: resizing.prepare(  # noqa: E731
-      random_weights, jnp.asarray(image, jnp.float32), out_hw,
-      config.RetargetConfig(operator=config.OperatorConfig(crop_share=0.75, crop_remainder=r,
-                                                           crop_choice="importance",
-                                                           alternatives=()),
-                            reconstruction=config.ReconstructionConfig(steps=0))).plan.width
-  plan, seams_plan = run(remainder), run("seams")
-  counts = {l: int(n) for l, n in plan.num_removed.items()}
-  start = int(deep_carving.crop_offset(plan.importance["block5_pool"], 288, 64, "block5_pool"))
-  shallow = plan.maps["block1_conv2"]
-  assert start <= int(shallow.index0.min()) and int(shallow.index1.max()) <= start + 223
-  assert np.all(np.diff(np.asarray(shallow.index0) + np.asarray(shallow.weight1), axis=1) > 0)
-  if remainder == "warp":
-    assert all(n == 0 for n in counts.values()), counts
-  else:
-    for l, n in counts.items():
-      assert n <= int(seams_plan.num_removed[l]), (l, counts)
-
-
-def test_given_stop_thresholds_stop_every_layer(random_weights, small_photo):
-  """stop_thresholds (crop_remainder "global_stop"): each layer carves only seams whose
-  mean importance is at most its threshold, no first seam forced; a threshold above
-  every seam lets each layer carve its share of the deepest layer's fraction."""
-  feats = _feats(random_weights, small_photo)
-  layers = deep_carving.sort_layers(CFG.layers)
-  low = {l: jnp.float32(-1.0) for l in layers}
-  high = {l: jnp.float32(np.inf) for l in layers}
-  none = plan_resize(feats, (64, 96), (64, 64), CFG, stop_thresholds=low)
-  every = plan_resize(feats, (64, 96), (64, 64), CFG, stop_thresholds=high)
-  assert all(int(n) == 0 for n in none.width.num_removed.values())
-  assert int(every.width.num_removed[layers[-1]]) == 1  # block5_pool: 3 -> 2 columns
-  assert int(every.width.num_removed[layers[0]]) == 32  # its fraction, 1/3 of 96
-  only_deep = plan_resize(feats, (64, 96), (64, 64), CFG,
-                          stop_thresholds={**high, layers[0]: jnp.float32(-1.0)})
-  assert int(only_deep.width.num_removed[layers[0]]) == 0
-  assert int(only_deep.width.num_removed[layers[1]]) > 0
-
-
-@pytest.mark.parametrize("deep_weight", [0.0, 4.0])
-def test_deep_weight_keeps_shallow_seams_out_of_a_deep_object(deep_weight):
+@pytest.mark.parametrize("seam_style", ["fast", "straight"])
+def test_straight_seams_keep_out_of_a_deep_object(seam_style):
   """An object whose interior is smooth (low Eq. 1 importance at the shallow layer,
   lower than the textured background) but which the deeper layer finds important: the
-  shallow seams cut through it by Eq. 1-2 alone; ``deep_weight`` adds the deeper
+  shallow seams cut through it by Eq. 1-2 alone ("fast"); "straight" adds the deeper
   layer's importance to the shallow energy and they go round it (the rocket)."""
   rng = np.random.default_rng(0)
   layers = ("block1_conv2", "block2_conv2")
@@ -326,14 +242,14 @@ def test_deep_weight_keeps_shallow_seams_out_of_a_deep_object(deep_weight):
   feats = {"block1_conv2": jnp.asarray(shallow, jnp.float32),
            "block2_conv2": jnp.asarray(deep, jnp.float32)}
   cfg = config.OperatorConfig(layers=layers, percentile=100.0, forward_weight=0.0,
-                              crop_share=0.0, deep_weight=deep_weight)
+                              crop_share=0.0, seam_style=seam_style)
   plan = plan_resize(feats, (16, 64), (16, 48), cfg)
   assert int(plan.width.num_removed["block1_conv2"]) == 16
   assert not bool(plan.width.removed["block2_conv2"][:, 13:19].any())  # deep seams avoid it
   cut = int(plan.width.removed["block1_conv2"][:, 28:36].sum())
-  if deep_weight:
+  if seam_style == "straight":
     assert cut == 0
   else:
     assert cut == 16 * 8  # every column of the interior, on every row
-  # the same number of seams either way: deep_weight moves them, it does not stop them
+  # the same number of seams either way: the style moves them, it does not stop them
   assert int(plan.width.num_removed["block2_conv2"]) == 8

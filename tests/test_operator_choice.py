@@ -38,14 +38,12 @@ def test_alternatives_are_planned_only_for_a_one_axis_shrink_without_masks():
   assert names((80, 150)) == ["seams+warp"]  # both axes: choose_order decides
   assert names((100, 200)) == ["seams+warp"]
   cands = dict(resizing.candidate_operators(op, (100, 200), (100, 150)))
-  assert cands["crop"].crop_share == 1.0 and cands["crop"].crop_remainder == "warp"
+  assert cands["crop"].crop_share == 1.0
   assert cands["seams"].crop_share == 0.0 and cands["seams"].percentile == 100.0
-  assert cands["seams"].deep_weight == op.seams_deep_weight == 4.0
-  # the seams alternative finds its seams one per pass, each paying to move sideways
-  assert cands["seams"].seams_per_pass == 1
-  assert cands["seams"].diagonal_cost == op.seams_diagonal_cost == 1.0
-  assert cands["crop+warp"].diagonal_cost == op.diagonal_cost == 0.0
-  assert cands["crop+warp"].deep_weight == op.deep_weight == 0.0  # the others' own
+  # the seams alternative finds its seams one per pass, each paying to move sideways,
+  # guarded by the deeper layers' importance; the others keep the configured style
+  assert cands["seams"].seam_style == "straight"
+  assert cands["crop+warp"].seam_style == op.seam_style == "fast"
   assert all(c.alternatives == () for c in cands.values())
   warp = dict(resizing.candidate_operators(
       dataclasses.replace(op, alternatives=("crop", "warp")), (100, 200), (100, 150)))
@@ -158,8 +156,7 @@ def test_a_choice_among_resamplings_scores_the_raw_pixel_maps(random_weights, sm
   seams = dict(resizing.candidate_operators(dataclasses.replace(
       op, alternatives=("seams",)), image.shape[:2], out_hw))["seams"]
   assert resizing.carves_seams(seams, image.shape[:2], out_hw)
-  assert resizing.carves_seams(config.OperatorConfig(crop_remainder="seams"),
-                                   image.shape[:2], out_hw)
+  assert resizing.carves_seams(config.OperatorConfig(crop_share=0.0), image.shape[:2], out_hw)
   run = lambda o: resizing.prepare(random_weights, image, out_hw, config.RetargetConfig(  # noqa: E731
       operator=o, reconstruction=NO_STEPS))
   raw = run(dataclasses.replace(op, alternative_steps=0))

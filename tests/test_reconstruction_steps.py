@@ -34,7 +34,6 @@ def _with(cfg, **kw):
     ((3000, 4000), (3000, 3000), {}, True, STEPS),  # a mask: no crop, seams
     ((3000, 4000), (3000, 3000), {"op_alternatives": ("warp", "seams")}, False, STEPS),
     ((3000, 4000), (3000, 3000), {"op_crop_share": 0.0}, False, STEPS),  # seams + warp
-    ((3000, 4000), (3000, 3000), {"op_crop_remainder": "seams"}, False, STEPS),
     # not the pixel map's init, or asked for: the steps run
     ((3000, 4000), (3000, 3000), {"rc_init": "linear"}, False, STEPS),
     ((3000, 4000), (3000, 3000), {"rc_reconstruct_resamplings": True}, False, STEPS),

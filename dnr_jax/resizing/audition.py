@@ -24,7 +24,7 @@ from dnr_jax.resizing import reconstruct
 
 
 def _semantic_crop(weights, image, sem_energy, axis: int, crop: int, layers, count: int):
-  """``crop_choice`` "semantic": (offset, the kept crop's features {layer: (h, w, c)}).
+  """The crop window: (offset, the kept crop's features {layer: (h, w, c)}).
 
   ``sem_energy`` (h, w) is the uncropped image's Eq. 5 summand (``metrics.SEMANTIC_LAYER``
   energy per position); its column sums rank the windows
@@ -51,9 +51,8 @@ def deep_plan(weights, image, out_hw, operator: OperatorConfig, keep=None, remov
   pass) -> :func:`deep_carving.plan_resize`, in the order ``operator.axis_order``
   (resolved by the plan). With ``operator.crop_share`` (one shrinking axis, no masks)
   a window is cropped first (:func:`deep_carving.crop_size`; chosen by
-  :func:`_semantic_crop` or :func:`deep_carving.crop_offset`), the crop gets its own
-  forward pass (its border features then see the zero padding, like the output's) and
-  plan (by default the warp alone, ``operator.crop_remainder``), and the plan is
+  :func:`_semantic_crop`), the crop gets its own forward pass (its border features
+  then see the zero padding, like the output's) and plan (the warp alone), and the plan is
   shifted back onto the whole image (:func:`deep_carving.uncrop`), so every later
   phase sees an ordinary plan. The crop departs from the paper (whose operator is the
   seams and the warp alone): it keeps subjects' proportions at large shrinks.
@@ -64,13 +63,12 @@ def deep_plan(weights, image, out_hw, operator: OperatorConfig, keep=None, remov
   order = operator.axis_order if operator.axis_order != "auto" else "width_first"
   axis, crop = deep_carving.crop_size(operator, image.shape[:2], out_hw, weights.arch,
                                       masked=keep is not None or remove is not None)
-  semantic = bool(crop) and operator.crop_choice == "semantic"
   sem = metrics.SEMANTIC_LAYER
-  wanted = tuple(dict.fromkeys((*layers, sem))) if semantic else layers
+  wanted = tuple(dict.fromkeys((*layers, sem))) if crop else layers
   if feats is None:
     feats = {k: v[0] for k, v in vgg.features(weights, image[None], wanted).items()}
   feats = {k: feats[k] for k in wanted}
-  if semantic:  # Eq. 5's summand of the uncropped image, computed on the way down
+  if crop:  # Eq. 5's summand of the uncropped image, computed on the way down
     sem_energy = jnp.sum(jnp.square(feats[sem]), axis=-1)
     feats = {k: feats[k] for k in layers}
   if not crop:
@@ -78,24 +76,15 @@ def deep_plan(weights, image, out_hw, operator: OperatorConfig, keep=None, remov
                                     keep=keep, remove=remove, order=order)
   orient = (lambda x: x) if axis == 1 else (lambda x: jnp.swapaxes(x, 0, 1))
   full_imp = {l: orient(importance.importance_map(f)) for l, f in feats.items()}
-  if semantic:
-    offset, feats = _semantic_crop(weights, image, sem_energy, axis, crop, layers,
-                                   operator.crop_candidates)
-  else:
-    offset = deep_carving.crop_offset(full_imp[layers[-1]], image.shape[axis], crop,
-                                      layers[-1], weights.arch)
-    window = jax.lax.dynamic_slice_in_dim(image, offset, image.shape[axis] - crop, axis=axis)
-    feats = {k: v[0] for k, v in vgg.features(weights, window[None], layers).items()}
+  offset, feats = _semantic_crop(weights, image, sem_energy, axis, crop, layers,
+                                 operator.crop_candidates)
   window_hw = list(image.shape[:2])
   window_hw[axis] -= crop
-  thresholds = None
-  if operator.crop_remainder == "global_stop":
-    pct = deep_carving.stop_percentile(operator, image.shape[axis], out_hw[axis])
-    thresholds = {l: jnp.percentile(full_imp[l], pct) for l in layers}
-  elif operator.crop_remainder == "warp":
-    operator = dataclasses.replace(operator, use_seams=False)
+  # Eq. 3's warp alone does the rest of a cropped shrink: seams on the crop could cut
+  # a subject that fills it ("The rest of a cropped shrink by the warp alone").
+  operator = dataclasses.replace(operator, use_seams=False)
   plan = deep_carving.plan_resize(feats, tuple(window_hw), out_hw, operator, weights.arch,
-                                  order=order, stop_thresholds=thresholds)
+                                  order=order)
   name = "width" if axis == 1 else "height"
   cells = max(1, round(image.shape[axis] / operator.grid_cell))  # a whole-image plan's
   return plan._replace(**{name: deep_carving.uncrop(getattr(plan, name), offset, full_imp,

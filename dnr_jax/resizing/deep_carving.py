@@ -5,14 +5,12 @@ For one axis (width; height is the same on transposed maps):
 0. Departure from the paper (``crop_share``, one shrinking axis, no masks): a share of
    the shrink (:func:`crop_share`) is first cropped from the border, keeping the window
    with the most semantic energy (Eq. 5's numerator; :func:`crop_size`,
-   :func:`crop_candidates`, the choice in ``audition``) or deepest-layer importance
-   (:func:`crop_offset`); the rest is done on the crop (its own forward pass, in
-   ``audition``) by the warp of step 4 alone (``crop_remainder`` "warp", the default)
-   or by steps 1-4, and :func:`uncrop` puts the plan back on the whole image.
+   :func:`crop_candidates`, the choice in ``audition``); the rest is done on the crop
+   (its own forward pass, in ``audition``) by the warp of step 4 alone, and
+   :func:`uncrop` puts the plan back on the whole image.
 1. Importance S_l of every chosen layer (Eq. 1).
 2. Deepest layer L first: remove its minimum seams, always at least one, and more
-   only while the next seam's mean importance is within the ``percentile`` of S_L
-   (:func:`stop_percentile`: optionally higher for larger shrinks).
+   only while the next seam's mean importance is within the ``percentile`` of S_L.
    This sets the removed fraction r = k_L / w_L.
 3. Each shallower layer l removes round(r * w_l) seams from its map damped by
    ``alpha`` inside the receptive field of the seams of the next deeper layer (Eq. 2).
@@ -99,27 +97,11 @@ def seams_needed(forbid: jax.Array, width: int, out_width: int, min_scale: float
   return jnp.clip(jnp.ceil(need), 0, width - out_width).astype(jnp.int32)
 
 
-def stop_percentile(cfg: OperatorConfig, width: int, out_width: int) -> float:
-  """The deepest layer's stop percentile (section 4's threshold) for an image ``width``
-  -> ``out_width`` columns (static sizes, so a Python float).
-
-  ``cfg.percentile`` for shrinks up to 25% (the paper's default, section 4), then
-  ``cfg.percentile_growth`` points more per unit of relative shrink: growth 60 gives 20
-  at 75% width and 35 at 50%, the paper's own setting for 50% (Fig. 16). Measured
-  (docs/history/LAB_LOG.md): at 50% width the 35th percentile beat the 20th on SS on 7 of 8
-  RetargetMe dev sets and coherence on 8 of 8, but carved thin or smooth subjects away
-  (the rocket, half the flower), so the default growth is 0. Enlarging keeps
-  ``cfg.percentile``.
-  """
-  beyond = max(0.0, 1.0 - out_width / width - 0.25)  # shrink past 25%; 0 when enlarging
-  return float(min(100.0, cfg.percentile + cfg.percentile_growth * beyond))
-
-
 def crop_share(cfg: OperatorConfig, width: int, out_width: int) -> float:
   """The share of a ``width`` -> ``out_width`` shrink that is cropped (static floats):
   ``cfg.crop_share`` for shrinks up to 25%, then ``cfg.crop_share_growth`` more per
-  unit of relative shrink beyond (like :func:`stop_percentile`), at most 1. With the
-  warp doing the rest (``crop_remainder`` "warp"), a larger shrink would otherwise
+  unit of relative shrink beyond, at most 1. With the
+  warp doing the rest, a larger shrink would otherwise
   squeeze the crop more: 0.75 at 75% width leaves the warp 12% of the crop window (640
   px wide), 0.9 at 50% leaves it 9% where 0.75 left 23%."""
   if cfg.crop_share <= 0:
@@ -165,17 +147,6 @@ def crop_window_scores(profile_map: jax.Array, width: int, crop: int, step: int,
   return kept - 1e-6 * total[-1] * centred
 
 
-def crop_offset(deep_importance: jax.Array, width: int, crop: int, layer: str,
-                arch: str = "vgg19") -> jax.Array:
-  """Where the crop window starts (traced int32 pixels, a multiple of ``layer``'s
-  stride): of the windows of ``width - crop`` pixels, the one whose columns of the
-  deepest layer's importance (Eq. 1, ``deep_importance`` (h_L, w_L), width axis last)
-  sum highest; near-ties go to the centred window (``crop_choice`` "importance")."""
-  stride = vgg.layer_stride(layer, arch)
-  score = crop_window_scores(deep_importance, width, crop, stride, layer, arch)
-  return (jnp.argmax(score) * stride).astype(jnp.int32)
-
-
 def crop_candidates(semantic_energy: jax.Array, width: int, crop: int, step: int,
                     layer: str, count: int, arch: str = "vgg19") -> jax.Array:
   """The ``count`` most promising crop window starts (traced int32 pixels, multiples of
@@ -183,8 +154,7 @@ def crop_candidates(semantic_energy: jax.Array, width: int, crop: int, step: int
   hold the most of the uncropped image's semantic energy ``semantic_energy`` (h_l, w_l)
   = ||F_l(I)(i, j, *)||^2 at ``layer`` (Eq. 5's summand, width axis last), near-ties to
   the centred window. The audition then scores each candidate crop's own Eq. 5
-  numerator (its border features see the crop's edge) and keeps the best
-  (``crop_choice`` "semantic")."""
+  numerator (its border features see the crop's edge) and keeps the best."""
   score = crop_window_scores(semantic_energy, width, crop, step, layer, arch)
   k = min(count, score.shape[0])
   return (jax.lax.top_k(score, k)[1] * step).astype(jnp.int32)
@@ -192,7 +162,7 @@ def crop_candidates(semantic_energy: jax.Array, width: int, crop: int, step: int
 
 def uncrop(plan: AxisPlan, offset: jax.Array, importance_full: Mapping[str, jax.Array],
            arch: str = "vgg19", cells: int = 0) -> AxisPlan:
-  """An axis plan made on a crop starting ``offset`` pixels in (:func:`crop_offset`),
+  """An axis plan made on a crop starting ``offset`` pixels in (:func:`crop_candidates`),
   expressed on the uncropped image: every layer's source columns shift by offset /
   stride, the removed and damped maps are placed in full-width zeros, and the
   importance is the uncropped image's (``importance_full``, the plan's orientation).
@@ -221,10 +191,103 @@ def uncrop(plan: AxisPlan, offset: jax.Array, importance_full: Mapping[str, jax.
                        importance=dict(importance_full), cell_widths=widths)
 
 
+# The "straight" seam style (``OperatorConfig.seam_style``, the "seams" alternative of
+# the audition): each shallower layer's energy adds the deeper layers' importance at this
+# weight (x the layer's mean), and every sideways step of a seam costs this many times
+# the layer's mean energy, one seam per DP pass, so that many seams do not remove a
+# cheap diagonal valley as a slanted band (docs/history/LAB_LOG.md, "Seams that run
+# straight" and "The operator choice with the seams guarded by the deep layers").
+STRAIGHT_DEEP_WEIGHT = 4.0
+STRAIGHT_DIAGONAL_COST = 1.0
+
+
+def _layer_energy(cfg: OperatorConfig, s: jax.Array, imps: Mapping[str, jax.Array],
+                  rf: jax.Array | None, forbid: jax.Array | None,
+                  remove_here: jax.Array | None, band: int, enlarge: bool):
+  """(damped, energy, hard_limit) of one layer: Eq. 2's damping of its importance ``s``
+  inside ``rf`` (the receptive field of the deeper layer's seams), the deeper layers'
+  importance added for straight seams, then the keep mask's forbidden positions, the
+  border band and object removal's bonus on the energy the DP sees."""
+  m = s
+  if rf is not None:
+    m = jnp.where(rf, cfg.alpha * s, s)
+    if cfg.seam_style == "straight":  # what the deeper layers found important
+      h, w = s.shape
+      sem = sum(jax.image.resize(importance.normalise(imps[d]), (h, w), "linear")
+                for d in imps) / len(imps)
+      m = m + STRAIGHT_DEEP_WEIGHT * jnp.mean(s) * sem
+  damped = m
+  hard = forbid is not None
+  if forbid is not None:
+    m = jnp.where(forbid, seams.FORBIDDEN, m)
+  if band:
+    w = s.shape[1]
+    edge = (jnp.arange(w) < band) | (jnp.arange(w) >= w - band)
+    if enlarge:
+      m = jnp.where(edge[None, :], m + 2.0 * s.shape[0] * jnp.max(s) + 1.0, m)
+    else:  # a hard limit: a batched pass could push a path into the band otherwise
+      m = jnp.where(edge[None, :], seams.FORBIDDEN, m)
+      hard = True
+  if remove_here is not None:
+    bonus = 2.0 * s.shape[0] * jnp.max(s) + 1.0  # one more removed position beats any path
+    m = jnp.where(remove_here, m - bonus, m)
+  return damped, m, hard
+
+
+def _border_band(w: int, enlarge: bool, shallowest: bool, masked: bool) -> int:
+  """Positions kept free of seams at each border of a layer ``w`` wide. Near the border
+  the positions saw the zero padding: an inserted copy there shifts them against the
+  border, and removing the border column puts an interior feature at the edge --
+  targets no image can meet (a coloured line along the edge, measured on coffee: the
+  target's last block1 column had 1.5x the border's energy). Seams keep 3 positions
+  (block1_conv2's reach and more) away; when shrinking only the image-level layer
+  needs it. Not with masks: object removal may carve an object that touches the
+  border, and a keep mask's largest shrink (masks.keep_limits) counts on every free
+  column, the border ones included."""
+  if enlarge or (shallowest and not masked):
+    return min(3, max(1, (w - 1) // 4))
+  return 0
+
+
+def _warp_cells(cfg: OperatorConfig, layers, imps, kept_all, valid, forbid_shallow,
+                image_width: int, out_width: int, enlarge: bool, masked: bool):
+  """Eq. 3: (cell_widths, n_cells), the warp's output cell widths from every layer's
+  carved importance in normalised coordinates. With a keep mask the cells are 4x
+  finer, so that a large kept region still leaves free cells beside it."""
+  cell = cfg.grid_cell if forbid_shallow is None else max(2, cfg.grid_cell // 4)
+  n_cells = max(1, round(image_width / cell))
+  mu = jnp.zeros((n_cells,), jnp.float32)
+
+  def carved(x, layer):  # x (h, w) at the source positions -> at the carved positions
+    src = jnp.clip(jnp.floor(kept_all[layer]).astype(jnp.int32), 0, x.shape[1] - 1)
+    return jnp.take_along_axis(x, src, axis=1)
+
+  for layer in layers:
+    profile = carved(imps[layer], layer).mean(axis=0)
+    cells = column_maps.cell_profile(profile, valid[layer], n_cells)
+    mu = mu + cells / (jnp.mean(cells) + 1e-8)
+  shallow = layers[0]
+  protected = None
+  if forbid_shallow is not None:
+    held = carved(forbid_shallow, shallow).any(axis=0)
+    protected = column_maps.cells_holding(held, valid[shallow], n_cells)
+  if not enlarge and n_cells > 2 and not masked:
+    # The border cells keep their width: a compressed cell would sample its outermost
+    # output column from 0.5/scale - 0.5 columns inside the source (2 columns at the
+    # 0.2 limit), putting interior features where the output's features see the zero
+    # padding -- a target no image meets, which Eq. 4 answered with a coloured line
+    # along the border.
+    edge = (jnp.arange(n_cells) == 0) | (jnp.arange(n_cells) == n_cells - 1)
+    protected = edge if protected is None else protected | edge
+  width_in = image_width * (valid[shallow] / imps[shallow].shape[1])
+  widths = column_maps.warp_cell_widths(mu, width_in, out_width, cfg.min_cell_scale,
+                                        protected=protected, power=cfg.warp_power)
+  return widths, n_cells
+
+
 def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
                cfg: OperatorConfig, arch: str = "vgg19",
-               keep: jax.Array | None = None, remove: jax.Array | None = None,
-               stop_thresholds: Mapping[str, jax.Array] | None = None) -> AxisPlan:
+               keep: jax.Array | None = None, remove: jax.Array | None = None) -> AxisPlan:
   """Deep multi-operator along the width for one image's features {layer: (h, w, c)}.
 
   Shrinking removes seams, enlarging (``out_width > image_width``, up to 2x) inserts
@@ -241,54 +304,32 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
   enlarge = out_width > image_width
   if enlarge and out_width > 2 * image_width:
     raise ValueError(f"cannot enlarge more than 2x: {image_width} -> {out_width}")
+  masked = keep is not None or remove is not None
+  straight = cfg.seam_style == "straight"
+  diagonal = STRAIGHT_DIAGONAL_COST if straight else 0.0
   maps, removed, num_removed, imps, damped, kept_all, valid = {}, {}, {}, {}, {}, {}, {}
   forbid = {}
   fraction = jnp.float32(0.0)
   deeper = None
-  limit = seams.FORBIDDEN_LIMIT if keep is not None else None
   for layer in reversed(layers):
     f = feats[layer]
     h, w = f.shape[:2]
     w_out = vgg.layer_size(out_width, layer, arch)
     max_k = min(abs(w_out - w), w - 1)
     s = importance.importance_map(f)
-    imps[layer] = s
-    m = s
-    if deeper is not None:
-      rf = receptive.receptive_field_mask(removed[deeper], layer, deeper, (h, w), arch)
-      m = jnp.where(rf, cfg.alpha * s, s)
-      if cfg.deep_weight > 0:  # what the deeper layers found important protects here too
-        sem = sum(jax.image.resize(importance.normalise(imps[d]), (h, w), "linear")
-                  for d in imps if d != layer) / (len(imps) - 1)
-        m = m + cfg.deep_weight * jnp.mean(s) * sem
-    damped[layer] = m
+    rf = (None if deeper is None else
+          receptive.receptive_field_mask(removed[deeper], layer, deeper, (h, w), arch))
     if keep is not None:
       forbid[layer] = forbidden_positions(keep, layer, arch)
-      m = jnp.where(forbid[layer], seams.FORBIDDEN, m)
-    layer_limit = limit
-    band = 0
-    if enlarge or (layer == layers[0] and keep is None and remove is None):  # near
-      # the border the positions saw the zero padding: an inserted copy there shifts
-      # them against the border, and removing the border column puts an interior
-      # feature at the edge -- targets no image can meet (a coloured line along the
-      # edge, measured on coffee: the target's last block1 column had 1.5x the border's
-      # energy). Seams keep 3 positions (block1_conv2's reach and more) away; when
-      # shrinking only the image-level layer needs it. Not with masks: object removal
-      # may carve an object that touches the border, and a keep mask's largest shrink
-      # (masks.keep_limits) counts on every free column, the border ones included.
-      band = min(3, max(1, (w - 1) // 4))
-      edge = (jnp.arange(w) < band) | (jnp.arange(w) >= w - band)
-      if enlarge:
-        m = jnp.where(edge[None, :], m + 2.0 * h * jnp.max(s) + 1.0, m)
-      else:  # a hard limit: a batched pass could push a path into the band otherwise
-        m = jnp.where(edge[None, :], seams.FORBIDDEN, m)
-        layer_limit = seams.FORBIDDEN_LIMIT
+    band = _border_band(w, enlarge, layer == layers[0], masked)
+    damped[layer], m, hard = _layer_energy(
+        cfg, s, imps, rf, forbid.get(layer),
+        None if remove is None else forbidden_positions(remove, layer, arch), band, enlarge)
+    imps[layer] = s
+    limit = seams.FORBIDDEN_LIMIT if hard else None
     # An enlarging plan's band pays a finite penalty: the diagonal step cost leaves it out
     # of the mean it is priced from (a shrink's band is forbidden, out of it already).
     step_border = band if enlarge else 0
-    if remove is not None:
-      bonus = 2.0 * h * jnp.max(s) + 1.0  # one more removed position beats any path
-      m = jnp.where(forbidden_positions(remove, layer, arch), m - bonus, m)
     if remove is not None and max_k > 0:  # object removal: seams only, every layer, one
       # per DP pass (a batched pass pushes merging paths aside, out of the object)
       res = seams.carve(m, max_k, max_k, seams.fixed_energy_fn, limit=limit)
@@ -296,14 +337,10 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
       res = seams.CarveResult(column_maps.identity_kept(h, w), jnp.int32(0),
                               jnp.zeros((1, h), jnp.int32), jnp.full((1,), jnp.inf))
     elif deeper is None:  # the deepest layer decides how much seam carving can do
-      threshold = (jnp.percentile(s, stop_percentile(cfg, image_width, out_width))
-                   if stop_thresholds is None else stop_thresholds[layer])
-      # A threshold from outside (the uncropped image's, crop_remainder "global_stop")
-      # forces no first seam: the crop has already taken what had to go.
-      deep_energy_fn = seams.with_diagonal_cost(seams.fixed_energy_fn, cfg.diagonal_cost,
-                                                step_border)
+      threshold = jnp.percentile(s, cfg.percentile)
+      deep_energy_fn = seams.with_diagonal_cost(seams.fixed_energy_fn, diagonal, step_border)
       res = seams.carve(m, max_k, max_k, deep_energy_fn, stop_threshold=threshold,
-                        limit=layer_limit, force_first=stop_thresholds is None)
+                        limit=limit, force_first=True)
       fraction = res.num_removed.astype(jnp.float32) / w
       if keep is not None:  # a keep mask blocks most deep positions (their receptive
         # fields are large): the fraction for the shallower layers is the one the
@@ -315,22 +352,16 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
       k = jnp.clip(jnp.round(fraction * w).astype(jnp.int32), 0, max_k)
       if keep is not None and not enlarge:
         k = jnp.maximum(k, seams_needed(forbid[layer], w, w_out, cfg.min_cell_scale))
-      batch = cfg.seams_per_pass or seams.default_batch(w)
       payload, energy_fn = m, seams.fixed_energy_fn
       if cfg.forward_weight > 0:
         payload = (m, f)
         energy_fn = seams.feature_forward_energy_fn(cfg.forward_weight)
-      energy_fn = seams.with_diagonal_cost(energy_fn, cfg.diagonal_cost, step_border)
-      # With thresholds from outside, each layer also stops at its own (no seam of a
-      # shallow layer dearer than the uncropped image's cheap positions); else it
-      # carves the deepest layer's fraction (the paper).
-      stop = None if stop_thresholds is None else stop_thresholds[layer]
-      if batch <= 1:
-        res = seams.carve(payload, k, max_k, energy_fn, limit=layer_limit,
-                          stop_threshold=stop, force_first=False)
+      energy_fn = seams.with_diagonal_cost(energy_fn, diagonal, step_border)
+      if straight:
+        res = seams.carve(payload, k, max_k, energy_fn, limit=limit, force_first=False)
       else:
-        res = seams.carve_batched(payload, k, max_k, energy_fn, batch,
-                                  limit=layer_limit, stop_threshold=stop)
+        res = seams.carve_batched(payload, k, max_k, energy_fn, seams.default_batch(w),
+                                  limit=limit)
     removed[layer] = seams.removed_mask(res, w)
     num_removed[layer] = res.num_removed
     if enlarge:
@@ -341,38 +372,9 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
       valid[layer] = w - res.num_removed
     deeper = layer
 
-  # Eq. 3: cell importance from every layer's carved map, in normalised coordinates.
-  # With a keep mask the cells are 4x finer, so that a large kept region still leaves
-  # free cells beside it for the warp.
-  cell = cfg.grid_cell if keep is None else max(2, cfg.grid_cell // 4)
-  n_cells = max(1, round(image_width / cell))
-  mu = jnp.zeros((n_cells,), jnp.float32)
-
-  def carved(x, layer):  # x (h, w) at the source positions -> at the carved positions
-    src = jnp.clip(jnp.floor(kept_all[layer]).astype(jnp.int32), 0, x.shape[1] - 1)
-    return jnp.take_along_axis(x, src, axis=1)
-
-  for layer in layers:
-    profile = carved(imps[layer], layer).mean(axis=0)
-    cells = column_maps.cell_profile(profile, valid[layer], n_cells)
-    mu = mu + cells / (jnp.mean(cells) + 1e-8)
   shallow = layers[0]
-  protected = None
-  if keep is not None:
-    held = carved(forbid[shallow], shallow).any(axis=0)
-    protected = column_maps.cells_holding(held, valid[shallow], n_cells)
-  if not enlarge and n_cells > 2 and keep is None and remove is None:
-    # The border cells keep their width: a compressed cell would sample its outermost
-    # output column from 0.5/scale - 0.5 columns inside the source (2 columns at the
-    # 0.2 limit), putting interior features where the output's features see the zero
-    # padding -- a target no image meets, which Eq. 4 answered with a coloured line
-    # along the border.
-    edge = (jnp.arange(n_cells) == 0) | (jnp.arange(n_cells) == n_cells - 1)
-    protected = edge if protected is None else protected | edge
-  width_in = image_width * (valid[shallow] / imps[shallow].shape[1])
-  cell_widths = column_maps.warp_cell_widths(mu, width_in, out_width, cfg.min_cell_scale,
-                                             protected=protected, power=cfg.warp_power)
-
+  cell_widths, n_cells = _warp_cells(cfg, layers, imps, kept_all, valid, forbid.get(shallow),
+                                     image_width, out_width, enlarge, masked)
   for layer in layers:
     w_out = vgg.layer_size(out_width, layer, arch)
     coords = column_maps.warp_coords(cell_widths, valid[layer], w_out)
@@ -436,8 +438,7 @@ def pixel_map(plan: AxisPlan, shallow: str):
 def plan_resize(feats: Mapping[str, jax.Array], image_hw: tuple[int, int],
                 out_hw: tuple[int, int], cfg: OperatorConfig,
                 arch: str = "vgg19", keep: jax.Array | None = None,
-                remove: jax.Array | None = None, order: str = "width_first",
-                stop_thresholds: Mapping[str, jax.Array] | None = None) -> ResizePlan:
+                remove: jax.Array | None = None, order: str = "width_first") -> ResizePlan:
   """One pass per changing axis (``order``), each on the maps the other left; returns
   target maps F'.
 
@@ -449,10 +450,6 @@ def plan_resize(feats: Mapping[str, jax.Array], image_hw: tuple[int, int],
       :func:`plan_width`).
     order: "width_first" (the height pass then works on the width-resized maps) or
       "height_first"; :func:`height_first` reads it back from the plan.
-    stop_thresholds: {layer: stop threshold (importance)} for every axis: each
-      layer's seams stop at its own, no first seam forced; None: the deepest layer's
-      percentile (:func:`stop_percentile`) of that axis' own map, the first seam
-      always taken, and the shallower layers carve its fraction (the paper's stop).
   """
   (h, w), (oh, ow) = image_hw, out_hw
   layers = sort_layers(cfg.layers, arch)
@@ -469,7 +466,7 @@ def plan_resize(feats: Mapping[str, jax.Array], image_hw: tuple[int, int],
     t = (lambda x: x) if axis == "width" else _transpose_hw  # height: transposed maps
     plans[axis] = plan_width({l: t(cur[l]) for l in layers}, n, n_out, cfg, arch,
                              None if keep is None else t(keep),
-                             None if remove is None else t(remove), stop_thresholds)
+                             None if remove is None else t(remove))
     shallow_map = pixel_map(plans[axis], layers[0])
     move = lambda m: None if m is None else t(column_maps.apply(  # noqa: E731
         t(m).astype(jnp.float32), shallow_map) > 0.0)

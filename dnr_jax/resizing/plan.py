@@ -117,31 +117,29 @@ def candidate_operators(cfg: OperatorConfig, image_hw: tuple[int, int],
   (crop_share 1: the crop window alone, the warp only the remainder below the deepest
   layer's stride) and "seams" (crop_share 0, percentile 100: the hierarchical
   feature-space seams of Eq. 1-2 carve the whole shrink, the warp has nothing left;
-  deep_weight ``cfg.seams_deep_weight``: the deeper layers' importance steers each
-  shallower layer's seams away from what they found, beside Eq. 2's damping; one seam
-  per DP pass, each paying ``cfg.seams_diagonal_cost`` for a sideways step, so that
-  they do not remove a cheap diagonal valley as a slanted band) and
+  ``seam_style`` "straight": the deeper layers' importance steers each shallower
+  layer's seams away from what they found, beside Eq. 2's damping, one seam per DP
+  pass, each paying for a sideways step, so that they do not remove a cheap diagonal
+  valley as a slanted band) and
   "warp" (crop_share 0, no seams: Eq. 3's warp alone resizes the whole image, each
   column cell by its importance; it never cuts or tears, it squeezes).
   The audition keeps the plan whose pixel map keeps the most deep features (Eq. 5).
   Otherwise (enlarging, both axes, masks, no alternatives): ``cfg`` alone. The
-  configured operator is named by what it does to these sizes: "crop+warp" (or
-  "crop+seams", "crop+global_stop") when it crops, else "seams+warp" (the paper's)."""
+  configured operator is named by what it does to these sizes: "crop+warp" when it
+  crops, else "seams+warp" (the paper's)."""
   (h, w), (oh, ow) = image_hw, out_hw
   one_axis_shrink = (oh == h) != (ow == w) and oh <= h and ow <= w
   if deep_carving.crop_size(cfg, image_hw, out_hw, arch, masked)[1] > 0:
-    name = f"crop+{cfg.crop_remainder}"
+    name = "crop+warp"
   else:
     name = "seams+warp"
   own = dataclasses.replace(cfg, alternatives=())
   if masked or not one_axis_shrink or not cfg.alternatives:
     return ((name, own),)
   variants = {
-      "crop": dataclasses.replace(own, crop_share=1.0, crop_share_growth=0.0,
-                                  crop_remainder="warp"),
+      "crop": dataclasses.replace(own, crop_share=1.0, crop_share_growth=0.0),
       "seams": dataclasses.replace(own, crop_share=0.0, percentile=100.0,
-                                   percentile_growth=0.0, deep_weight=cfg.seams_deep_weight,
-                                   seams_per_pass=1, diagonal_cost=cfg.seams_diagonal_cost),
+                                   seam_style="straight"),
       "warp": dataclasses.replace(own, crop_share=0.0, crop_share_growth=0.0, use_seams=False),
   }
   return ((name, own), *((a, variants[a]) for a in cfg.alternatives))
@@ -153,7 +151,8 @@ def carves_seams(cfg: OperatorConfig, image_hw: tuple[int, int], out_hw: tuple[i
   a resampling of the image (a crop and/or Eq. 3's warp), whose pixel map has no tears."""
   if not cfg.use_seams:
     return False
-  return deep_carving.crop_size(cfg, image_hw, out_hw, arch, masked)[1] == 0 or cfg.crop_remainder != "warp"
+  # a cropped shrink leaves the rest to the warp alone (audition.deep_plan)
+  return deep_carving.crop_size(cfg, image_hw, out_hw, arch, masked)[1] == 0
 
 
 def candidates_carve_seams(cfg: OperatorConfig, image_hw: tuple[int, int],
