@@ -96,8 +96,7 @@ def measures(w, src: np.ndarray, out: np.ndarray, src_energy: dict) -> dict[str,
 def method_prior(train) -> dict:
   """The baseline that knows only the method: its win rate on the training votes."""
   rates = votes_lib.win_rates(train)
-  return collections.defaultdict(float, {(s, m): r for m, r in rates.items()
-                                         for s in range(1, 93)})
+  return {(s, m): r for m, r in rates.items() for s in range(1, 93)}
 
 
 def main():

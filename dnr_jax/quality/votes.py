@@ -151,8 +151,7 @@ def pair_ceiling(votes: Sequence[Vote]) -> float:
   by = collections.defaultdict(collections.Counter)
   for v in votes:
     by[(v.set_id, *sorted((v.a, v.b)))][v.chosen] += 1
-  agree = sum(max(c.values()) if len(set(c.values())) > 1 or len(c) == 1
-              else sum(c.values()) / 2 for c in by.values())
+  agree = sum(max(c.values()) for c in by.values())  # a split pair: half, either way
   return agree / max(1, sum(sum(c.values()) for c in by.values()))
 
 
