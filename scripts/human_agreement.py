@@ -40,6 +40,7 @@ import _retargetme  # noqa: E402
 from dnr_jax.cli import visualize  # noqa: E402
 from dnr_jax.nn import vgg  # noqa: E402
 from dnr_jax.nn import weights as weights_lib  # noqa: E402
+from dnr_jax.quality import human  # noqa: E402
 from dnr_jax.quality import metrics  # noqa: E402
 from dnr_jax.quality import votes as votes_lib  # noqa: E402
 
@@ -69,8 +70,9 @@ def extract(mirror: pathlib.Path, dest: pathlib.Path, set_ids) -> pathlib.Path:
   return sessions
 
 
-def scaled(img: np.ndarray, max_side: int) -> np.ndarray:
-  f = min(1.0, max_side / max(img.shape[:2]))
+def scaled(img: np.ndarray, f: float) -> np.ndarray:
+  """``img`` scaled by ``f`` (at most 1): every image of a set by its source's factor, so
+  that the outputs keep their size relative to the source."""
   if f >= 1.0:
     return img
   return visualize.resize_linear(img, (max(1, round(img.shape[0] * f)),
@@ -90,6 +92,7 @@ def measures(w, src: np.ndarray, out: np.ndarray, src_energy: dict) -> dict[str,
   m["neg_coherence"] = -float(b["coherence"])
   m["neg_completeness"] = -float(b["completeness"])
   m["neg_bds"] = m["neg_coherence"] + m["neg_completeness"]
+  m |= {f"neg_{k}": -v for k, v in human.features(src, out).items()}
   return m
 
 
@@ -132,11 +135,12 @@ def main():
     table = {(int(k.split("/")[0]), k.split("/")[1]): v for k, v in saved.items()}
   for set_id, task, src, published in (() if args.reuse else
                                        _retargetme.sets(root, "all", ids=tuple(ids))):
-    src_s = scaled(src, args.max_side)
+    f = min(1.0, args.max_side / max(src.shape[:2]))
+    src_s = scaled(src, f)
     src_energy = _energies(w, jnp.asarray(src_s, jnp.float32))
     tasks[set_id] = task
     for method, img in published.items():
-      table[(set_id, method)] = measures(w, src_s, scaled(img, args.max_side), src_energy)
+      table[(set_id, method)] = measures(w, src_s, scaled(img, f), src_energy)
     print(f"set {set_id} {task}: {len(published)} methods, {time.time() - t0:.0f} s",
           flush=True)
   if not args.reuse:
@@ -171,6 +175,24 @@ def main():
   lines.append("| method prior (leave one set out) | "
                f"{prior.rate:.3f} [{prior.low:.3f}, {prior.high:.3f}] | "
                + " | ".join(f"{r:.3f}" for r in per_task) + " |")
+  def criterion(train):
+    weights = human.fit_weights(train, feats)
+    return {k: human.score(f, weights) for k, f in feats.items()}
+
+  feats = {k: {n: -m[f"neg_{n}"] for n in human.FEATURES} for k, m in table.items()}
+  loso, loso_sets = votes_lib.leave_one_set_out(vs, criterion)
+  per_task = [sum(loso_sets[s] * n_votes[s] for s in {v.set_id for v in by_task[t]})
+              / len(by_task[t]) for t in task_names]
+  lines.append("| human criterion (quality.human, leave one set out) | "
+               f"{loso.rate:.3f} [{loso.low:.3f}, {loso.high:.3f}] | "
+               + " | ".join(f"{r:.3f}" for r in per_task) + " |")
+  if args.part == "fit":
+    print("human.WEIGHTS fitted on every vote of this part:",
+          json.dumps(human.fit_weights(vs, feats)))
+  else:
+    shipped = {k: human.score(f) for k, f in feats.items()}
+    row("human criterion as shipped (human.WEIGHTS)",
+        lambda x: votes_lib.agreement(x, shipped))
   ceiling = [f"{votes_lib.pair_ceiling(vs):.3f}"] + [
       f"{votes_lib.pair_ceiling(by_task[t]):.3f}" for t in task_names]
   lines.append("| ceiling (each pair's majority) | " + " | ".join(ceiling) + " |")

@@ -94,6 +94,7 @@ def test_alternatives_name_the_chosen_operator_in_the_report(setup):
   assert np.asarray(Image.open(d / "alt.png")).shape == (64, 48, 3)
 
 
+@pytest.mark.slow
 def test_folder_input(setup):
   d, wpath, img = setup
   folder = d / "many"
@@ -132,6 +133,7 @@ def test_user_errors_are_one_clear_line(setup, args, code, match):
   assert re.search(match, lines[0]), lines[0]
 
 
+@pytest.mark.slow
 def test_large_input_runs_at_the_working_size_and_is_delivered_full_size(setup):
   d, wpath, _ = setup
   big = d / "big.png"

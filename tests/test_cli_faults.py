@@ -93,6 +93,7 @@ def test_debug_pictures_never_overwrite_the_input(env):
   assert snapshot(d) == before
 
 
+@pytest.mark.slow
 def test_folder_stem_collisions_get_distinct_reported_outputs(env):
   d = case_dir(env, "collide")
   src = d / "in"
@@ -208,6 +209,7 @@ def test_corrupt_manifest_of_given_weights_is_one_line(env):
   one_error(err, "corrupt manifest")
 
 
+@pytest.mark.slow
 def test_input_dot_without_output_writes_beside_the_folder(env):
   d = case_dir(env, "dot")
   work = d / "photos"
@@ -302,6 +304,7 @@ def test_interrupt_after_the_write_says_the_image_is_complete(env):
   assert json.loads((d / "r.json").read_text())["status"] == "interrupted"
 
 
+@pytest.mark.slow
 def test_sigterm_mid_batch_keeps_every_image_of_the_batch(env):
   d = case_dir(env, "sigterm_batch")
   (d / "in").mkdir()

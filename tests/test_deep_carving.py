@@ -22,7 +22,8 @@ def _feats(weights, image):
   return {k: v[0] for k, v in f.items()}
 
 
-@pytest.mark.parametrize("out_hw", [(64, 72), (64, 48), (48, 96), (40, 60)])
+@pytest.mark.parametrize("out_hw", [pytest.param((64, 72), marks=pytest.mark.slow), (64, 48), (48, 96),
+                                    pytest.param((40, 60), marks=pytest.mark.slow)])
 def test_target_maps_have_the_shapes_of_the_output_features(random_weights, small_photo, out_hw):
   plan = plan_resize(_feats(random_weights, small_photo), (64, 96), out_hw, CFG)
   expect = vgg.feature_shapes(random_weights, *out_hw, CFG.layers)

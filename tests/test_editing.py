@@ -83,6 +83,7 @@ def test_enlarging_shapes(random_weights, small_photo, out_hw):
     assert res.seams_removed[axis]["block1_conv2"] >= 1
 
 
+@pytest.mark.slow
 def test_enlarging_compiles_once_per_size(random_weights, small_photo, compilations):
   resizing.retarget(random_weights, small_photo, (64, 130), CFG)
   other = np.ascontiguousarray(small_photo[:, ::-1])
@@ -92,6 +93,7 @@ def test_enlarging_compiles_once_per_size(random_weights, small_photo, compilati
   assert seen == []
 
 
+@pytest.mark.slow
 def test_enlarging_full_resolution_lift_is_continuous(random_weights, photo):
   """At full resolution an inserted working column is a stretch of its block, never a
   repeat: every output column comes from a source position within the seams' reach."""
@@ -120,6 +122,7 @@ def test_kept_pixels_are_unchanged(random_weights, small_photo, out_hw):
   np.testing.assert_array_equal(res.output[moved], small_photo[keep])
 
 
+@pytest.mark.slow
 def test_kept_pixels_at_full_resolution(random_weights, photo):
   """Above the working size the kept pixels are the lifted (cubic) copy at a sub-pixel
   shift plus the held reconstruction: mean error under 3 grey levels."""
@@ -161,7 +164,7 @@ def test_no_seam_crosses_a_forbidden_position(random_weights, small_photo):
 # ----------------------------------------------------------------------------- removal
 
 
-@pytest.mark.parametrize("out_hw", [(64, 96), (64, 110)])
+@pytest.mark.parametrize("out_hw", [(64, 96), pytest.param((64, 110), marks=pytest.mark.slow)])
 def test_remove_mask_empties_the_region(random_weights, small_photo, out_hw):
   remove = _keep_box((64, 96), (20, 44, 40, 52))
   res = resizing.retarget(random_weights, small_photo, out_hw, CFG, remove=remove)
@@ -173,6 +176,7 @@ def test_remove_mask_empties_the_region(random_weights, small_photo, out_hw):
   assert res.map_labels(remove.astype(np.uint8)).sum() == 0
 
 
+@pytest.mark.slow
 def test_keep_and_remove_together(random_weights, small_photo):
   remove = _keep_box((64, 96), (20, 44, 40, 50))
   keep = _keep_box((64, 96), (10, 50, 60, 80))
@@ -184,7 +188,7 @@ def test_keep_and_remove_together(random_weights, small_photo):
 # ----------------------------------------------------------------------------- mapping
 
 
-@pytest.mark.parametrize("out_hw", [(64, 140), (50, 96)])
+@pytest.mark.parametrize("out_hw", [(64, 140), pytest.param((50, 96), marks=pytest.mark.slow)])
 def test_point_mapping_agrees_with_the_column_maps(random_weights, small_photo, out_hw):
   res = resizing.retarget(random_weights, small_photo, out_hw, CFG)
   coords = res.source_coords()  # output -> input
@@ -200,6 +204,7 @@ def test_point_mapping_agrees_with_the_column_maps(random_weights, small_photo, 
     np.testing.assert_allclose(src[:, 0], plan_map[ys, xs], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_labels_move_with_the_pixels(random_weights, small_photo):
   res = resizing.retarget(random_weights, small_photo, (64, 120), CFG)
   labels = np.arange(96, dtype=np.int32)[None, :].repeat(64, axis=0)
@@ -212,7 +217,7 @@ def test_labels_move_with_the_pixels(random_weights, small_photo):
 # ----------------------------------------------------------------------------- axis order
 
 
-@pytest.mark.parametrize("order", ["width_first", "height_first"])
+@pytest.mark.parametrize("order", ["width_first", pytest.param("height_first", marks=pytest.mark.slow)])
 def test_both_orders_map_points_and_pixels_consistently(random_weights, small_photo, order):
   cfg = dataclasses.replace(CFG, operator=dataclasses.replace(CFG.operator, axis_order=order))
   res = resizing.retarget(random_weights, small_photo, (48, 72), cfg)
@@ -228,6 +233,7 @@ def test_both_orders_map_points_and_pixels_consistently(random_weights, small_ph
   assert np.median(near) <= 8
 
 
+@pytest.mark.slow
 def test_auto_order_keeps_the_more_important_plan(random_weights, small_photo):
   order, scores = resizing.choose_order(random_weights, jnp.asarray(small_photo, jnp.float32),
                                         (48, 72), CFG)

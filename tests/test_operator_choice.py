@@ -237,6 +237,7 @@ def test_alternative_margin_is_a_share_of_the_score(bad):
     config.OperatorConfig(alternative_margin=bad)
 
 
+@pytest.mark.slow
 def test_the_result_names_the_operator_and_each_candidates_score(random_weights, small_photo):
   image = _wide(small_photo)
   cfg = config.RetargetConfig(operator=BOTH, reconstruction=NO_STEPS)
@@ -253,6 +254,7 @@ def test_the_result_names_the_operator_and_each_candidates_score(random_weights,
   assert alone.operator_completeness == {} and alone.operator_fine_coherence == {}
 
 
+@pytest.mark.slow
 def test_the_chosen_plan_lifts_to_full_resolution_like_the_same_operator_alone(
     random_weights, small_photo):
   """At full resolution (the plan lifted by fullres) the output is the output of the

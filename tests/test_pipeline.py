@@ -34,7 +34,8 @@ def test_retarget_end_to_end(random_weights, small_photo):
   assert not res.interrupted
 
 
-@pytest.mark.parametrize("init", ["linear", "seams", "noise"])
+@pytest.mark.parametrize("init", ["linear", pytest.param("seams", marks=pytest.mark.slow),
+                                  pytest.param("noise", marks=pytest.mark.slow)])
 def test_initialisations(random_weights, small_photo, init):
   cfg = dataclasses.replace(FAST, reconstruction=config.ReconstructionConfig(steps=0, init=init),
                             refinement=config.RefinementConfig(steps=0))
@@ -107,6 +108,7 @@ def test_ctrl_c_keeps_the_best_image_so_far(random_weights, small_photo):
   assert len(res.recon_losses) == 3 and res.refine_losses == []
 
 
+@pytest.mark.slow
 def test_a_second_image_of_the_same_sizes_compiles_nothing(random_weights, small_photo,
                                                           compilations):
   resizing.retarget(random_weights, small_photo, (64, 76), FAST)
@@ -115,6 +117,7 @@ def test_a_second_image_of_the_same_sizes_compiles_nothing(random_weights, small
   assert seen == []
 
 
+@pytest.mark.slow
 def test_changing_only_the_step_count_reuses_the_compilations(random_weights, small_photo,
                                                                compilations):
   resizing.retarget(random_weights, small_photo, (64, 68), FAST)
@@ -125,6 +128,7 @@ def test_changing_only_the_step_count_reuses_the_compilations(random_weights, sm
   assert seen == []
 
 
+@pytest.mark.slow
 def test_height_only_resize_reports_importance_in_image_orientation(random_weights,
                                                                     small_photo):
   cfg = dataclasses.replace(FAST, reconstruction=config.ReconstructionConfig(steps=0))
@@ -149,6 +153,7 @@ def test_sizes_scale_the_long_side_and_keep_unchanged_axes():
   assert tiny.work_out == (100, 99)
 
 
+@pytest.mark.slow
 def test_working_size_path_delivers_full_resolution(random_weights, small_photo):
   big = np.asarray(Image.fromarray(small_photo).resize((192, 128), Image.LANCZOS))
   res = resizing.retarget(random_weights, big, (128, 144), WORK)
@@ -172,7 +177,7 @@ def test_working_size_output_keeps_the_input_detail(random_weights):
   assert lap(upscaled) < 0.2 * lap(image)
 
 
-@pytest.mark.parametrize("steps", [0, 4])
+@pytest.mark.parametrize("steps", [pytest.param(0, marks=pytest.mark.slow), 4])
 def test_working_size_host_and_pure_paths_agree(random_weights, small_photo, steps):
   # Both axes change: the host's "auto" order scores both orders, retarget_pure's is
   # width first -- the comparison fixes the order (the choice is tested on its own).
@@ -194,7 +199,8 @@ def test_working_size_host_and_pure_paths_agree(random_weights, small_photo, ste
     assert diff.mean() <= 0.5 and np.percentile(diff, 99) <= 2.0
 
 
-@pytest.mark.parametrize("share,window", [(0.75, 96), (1.0, 64)])
+@pytest.mark.parametrize("share,window", [pytest.param(0.75, 96, marks=pytest.mark.slow),
+                                          (1.0, 64)])
 def test_a_cropping_plan_lifts_to_full_resolution_and_maps_points(random_weights, small_photo,
                                                                   share, window):
   """crop_share: the full-resolution output and the point mapping come from inside the

@@ -49,6 +49,7 @@ def test_reconstruction_steps_are_zero_only_for_a_lifted_resampling(image_hw, ou
   assert ("reconstruction" in est.seconds) == (expected > 0)
 
 
+@pytest.mark.slow
 def test_a_lifted_resampling_is_its_pixel_map_on_the_full_size_photo(random_weights, photo):
   """The bundled 400x600 photo at a 192-px working size, 75% width: crop + warp (a
   32-px crop, the block5_pool stride), no seams. The output is the lifted pixel map,
@@ -76,6 +77,7 @@ def test_a_lifted_resampling_is_its_pixel_map_on_the_full_size_photo(random_weig
   assert detail(res.output) > 0.7 * detail(photo)
 
 
+@pytest.mark.slow
 def test_seams_still_get_their_reconstruction_when_lifted(random_weights, photo):
   cfg = _with(dataclasses.replace(BASE, work_size=192), op_crop_share=0.0)
   res = resizing.retarget(random_weights, photo, (400, 450), cfg)
