@@ -17,14 +17,18 @@ per-band monotone column map of :mod:`dnr_jax.quality.correspondence`:
 - ``shear``: where vertical structure exists, how far apart neighbouring bands map the
   same output column, in output widths (straight lines bent or broken);
 - ``residual``: the saliency-weighted descriptor distance between each output column and
-  the source column it shows (new content: seam tears, blur, hatch or halo textures).
+  the source column it shows (new content: seam tears, blur, hatch or halo textures);
+- ``tear``: edges between neighbouring output columns that the source does not have
+  beside the matched column (a seam's discontinuity);
+- ``cut_edge``: the saliency on a crop line, relative to the band's mean (a crop through
+  an object rather than beside it).
 
 Saliency is computed from the source alone, without any model: a multi-scale
 centre-surround contrast in RGB, plus edge strength, times a mild centre prior.
 
 :func:`human_preference` combines the features linearly with weights fitted by logistic
-regression on the survey's votes of sets 1-46 only (``scripts/human_agreement.py --fit``;
-the fitted weights and their agreement are in docs/RESULTS.md), higher = people prefer.
+regression on the survey's votes of sets 1-46 only (``scripts/human_agreement.py``, which
+prints them; the fitted weights and their agreement are in docs/RESULTS.md), higher = people prefer.
 """
 
 from __future__ import annotations
@@ -166,6 +170,6 @@ def score(feats: Mapping[str, float], weights: Mapping[str, float] = WEIGHTS) ->
 def human_preference(source: np.ndarray, output: np.ndarray) -> float:
   """How much people would prefer ``output`` as a retargeting of ``source`` (uint8 RGB
   arrays of any sizes; higher = preferred). Comparable between outputs of one source
-  and one target size (the survey's votes compare those); outputs wider and taller than
-  the source are not scored (``ValueError``)."""
+  and one target size (the survey's votes compare those); an output larger than the source
+  along the changed axis (enlarging) is not scored (``ValueError``)."""
   return score(features(np.asarray(source, np.uint8), np.asarray(output, np.uint8)))
