@@ -233,3 +233,45 @@ PAPER = RetargetConfig(
 
 # Named configurations (``--preset``): "default" is today's behaviour.
 PRESETS = {"default": RetargetConfig(), "paper": PAPER}
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoConfig:
+  """Clips (:mod:`dnr_jax.video`): per shot a smooth crop path and an Eq. 3 warp.
+
+  Departure from the paper (which is about still images): no seams and no Eq. 4 per
+  frame. A seam or a reconstruction decided per frame moves content differently from
+  one frame to the next (flicker, measured in docs/RESULTS.md); a crop path and warp
+  cells smoothed in time move it coherently, and cost a resampling per frame.
+  """
+
+  # The warp squeezes the crop window at most this much; a larger shrink takes the rest
+  # by the crop (16:9 to 9:16 is 3.2x in width: a crop of 1.6x the output, warped 2x).
+  max_warp: float = 2.0
+  sample_every: int = 6  # Eq. 1 importance on every n-th frame of a shot (and its last)
+  work_height: int = 144  # the frames' height for VGG19 (importance only)
+  # Eq. 1 layers of the camera and the warp: the deep ones. With the shallow layers
+  # too, grass and foliage outweighed a smooth-skinned subject and the camera left it
+  # (bigbuckbunny.mp4, docs/RESULTS.md "Video").
+  layers: tuple[str, ...] = ("block4_conv4", "block5_pool")
+  # A shot keeps a still camera (an editor's locked-off shot) when one window holds at
+  # least this share of the best window's importance on every sampled frame; else the
+  # camera pans smoothly.
+  still_keep: float = 0.9
+  smooth_seconds: float = 1.0  # time scale of the camera path's and the warp's smoothing
+  max_speed: float = 0.5  # camera pan speed, at most this many crop widths per second
+  grid_cell: int = 16  # warp cell width, input pixels
+  min_cell_scale: float = 0.4  # a warp cell shrinks to no less than this (2.5x)
+  warp_power: float = 2.0  # as OperatorConfig.warp_power
+  batch: int = 8  # frames resampled per jitted call (static: one compilation per size)
+
+  def __post_init__(self):
+    check_range("max_warp", self.max_warp, 1.0, 5.0)
+    if self.sample_every < 1 or self.work_height < 32 or self.batch < 1:
+      raise ValueError("sample_every and batch must be >= 1, work_height >= 32")
+    check_range("still_keep", self.still_keep, 0.0, 1.0)
+    if not self.layers:
+      raise ValueError("layers needs at least one VGG layer")
+    check_range("smooth_seconds", self.smooth_seconds, 0.0, 60.0)
+    check_range("max_speed", self.max_speed, 0.0)
+    check_range("min_cell_scale", self.min_cell_scale, 0.05, 1.0)
