@@ -48,8 +48,11 @@ from dnr_jax.cli.progress import ProgressView
 from dnr_jax.cli.progress import exit_now  # noqa: F401  (dnr_jax.cli.main calls it here)
 from dnr_jax.cli.progress import fmt_s
 from dnr_jax.cli.progress import in_worker
+from dnr_jax.cli import video_job
 from dnr_jax.config import RetargetConfig
+from dnr_jax.config import VideoConfig
 from dnr_jax.io import compilation
+from dnr_jax.io import video_io
 from dnr_jax.io import image_io
 from dnr_jax.io import outputs
 from dnr_jax.nn import weights as weights_lib
@@ -159,8 +162,16 @@ def _estimate_line(p: _Planned, index: int, count: int) -> str:
           f"~{e.device_bytes / 2**30:.1f} GiB device ({e.machine})")
 
 
-def run(job: Job, cfg: RetargetConfig) -> int:
-  """Runs the job; returns the exit status (errors print one line on stderr)."""
+def run(job: Job, cfg: RetargetConfig, vcfg: VideoConfig = VideoConfig()) -> int:
+  """Runs the job; returns the exit status (errors print one line on stderr). A clip
+  (a video container, an animated image) goes to :func:`dnr_jax.cli.video_job.run_clip`."""
+  if job.input and video_io.is_clip(job.input):
+    try:
+      check_job_flags(job)
+    except UserError as e:
+      error_line(str(e))
+      return EXIT_USAGE
+    return video_job.run_clip(job, vcfg)
   entries: list[dict] = []
   view = ProgressView(job.progress)
   current: dict[str, Any] = {}

@@ -52,10 +52,42 @@ class Job:
   process_count: int = 1
   keep_mask: str | None = None  # mask image files (nonzero = masked), the input's size
   remove_mask: str | None = None
+  aspect: str | None = None  # "W:H": one axis changes (see aspect_size)
+  crf: int = 18  # clips: the H.264/VP9 constant rate factor (lower = better, larger)
+
+
+def parse_aspect(text: str) -> tuple[int, int]:
+  """'9:16' -> (9, 16), (width, height)."""
+  try:
+    w, h = (int(v) for v in text.split(":"))
+  except ValueError:
+    raise UserError(f"--aspect must be W:H (like 9:16), got {text!r}") from None
+  if w <= 0 or h <= 0:
+    raise UserError(f"--aspect must be W:H with positive sides, got {text!r}")
+  return w, h
+
+
+def aspect_size(height: int, width: int, aspect: str) -> tuple[int, int]:
+  """The (H', W') of ``--aspect=W:H``: one axis changes, the other keeps its length (a
+  narrower aspect shrinks the width, a wider one the height: nothing is upscaled)."""
+  aw, ah = parse_aspect(aspect)
+  if aw * height <= ah * width:
+    return height, max(1, round(height * aw / ah))
+  return max(1, round(width * ah / aw)), width
 
 
 def target_size(height: int, width: int, job: Job) -> tuple[int, int]:
-  """(H', W') from the ratio or pixel flags; each axis takes at most one of the two."""
+  """(H', W') from ``--aspect``, or the ratio or pixel flags (each axis takes at most
+  one of the two)."""
+  if job.aspect is not None:
+    if any(v is not None for v in (job.width_ratio, job.height_ratio, job.target_width,
+                                    job.target_height)):
+      raise UserError("give --aspect or the size flags (--width_ratio, --target_width, "
+                      "...), not both")
+    oh, ow = aspect_size(height, width, job.aspect)
+    if min(oh, ow) < image_io.MIN_SIDE:
+      raise UserError(f"target {ow}x{oh} is below VGG19's {image_io.MIN_SIDE} px per side")
+    return oh, ow
   def axis(size, ratio, pixels, rname, pname):
     if ratio is not None and pixels is not None:
       raise UserError(f"give --{rname} or --{pname}, not both")
@@ -74,8 +106,8 @@ def target_size(height: int, width: int, job: Job) -> tuple[int, int]:
 
   if all(v is None for v in (job.width_ratio, job.height_ratio, job.target_width,
                               job.target_height)):
-    raise UserError("give the output size: --width_ratio or --target_width, and/or "
-                    "--height_ratio or --target_height")
+    raise UserError("give the output size: --aspect, or --width_ratio or --target_width "
+                    "and/or --height_ratio or --target_height")
   oh = axis(height, job.height_ratio, job.target_height, "height_ratio", "target_height")
   ow = axis(width, job.width_ratio, job.target_width, "width_ratio", "target_width")
   if min(oh, ow) < image_io.MIN_SIDE:
@@ -88,6 +120,8 @@ def check_job_flags(job: Job) -> None:
   target_size(1 << 20, 1 << 20, dataclasses.replace(
       job, target_width=None if job.target_width is None else min(job.target_width, 1 << 20),
       target_height=None if job.target_height is None else min(job.target_height, 1 << 20)))
+  if not 0 <= job.crf <= 51:
+    raise UserError(f"--crf must be in [0, 51], got {job.crf}")
   if job.max_pixels <= 0:
     raise UserError(f"--max_pixels must be positive, got {job.max_pixels}")
   if not 1 <= job.batch_size <= 4096:

@@ -22,12 +22,14 @@ from absl import logging
 from dnr_jax.cli import app as dnr_app
 from dnr_jax.io import compilation
 from dnr_jax import config
+from dnr_jax.config import VideoConfig
 from dnr_jax.cli import flags as cli_flags
 from dnr_jax.io import image_io
 
 FLAGS = flags.FLAGS
 cli_flags.define_config_flags(FLAGS)
-flags.DEFINE_string("input", None, "An image file, or a folder of images.")
+flags.DEFINE_string("input", None, "An image file, a folder of images, or a clip (MP4, "
+                    "MOV, MKV, WebM; animated GIF, WebP, PNG).")
 flags.DEFINE_string("output", None, "Output file (or folder when --input is a folder). "
                     "Default: <input>_retargeted.png / <input>_retargeted/.")
 flags.DEFINE_float("width_ratio", None, "Output width as a fraction of the input's: below 1 "
@@ -35,6 +37,13 @@ flags.DEFINE_float("width_ratio", None, "Output width as a fraction of the input
 flags.DEFINE_float("height_ratio", None, "Output height as a fraction of the input's (up to 2).")
 flags.DEFINE_integer("target_width", None, "Output width in pixels (up to twice the input's).")
 flags.DEFINE_integer("target_height", None, "Output height in pixels (up to twice the input's).")
+flags.DEFINE_string("aspect", None, "Output aspect ratio W:H (like 9:16 or 1:1), instead "
+                    "of the size flags: one axis changes, the other keeps its length.")
+flags.DEFINE_integer("crf", 18, "Video output: the encoder's constant rate factor "
+                     "(H.264, VP9 for .webm; 0-51, lower is better and larger).")
+flags.DEFINE_float("video_max_warp", VideoConfig().max_warp, "Video: the warp squeezes the "
+                   "crop window at most this much; a larger shrink takes the rest by the "
+                   "crop path (1 = crop only).")
 flags.DEFINE_string("keep_mask", None, "Image of the input's size (PNG; nonzero = keep): "
                     "no seam crosses these pixels, the warp does not resize them, and they "
                     "are copied unchanged. A size the kept region cannot reach stops the job "
@@ -94,7 +103,14 @@ def job_from_flags() -> dnr_app.Job:
       vgg_weights=FLAGS.vgg_weights, save_debug=FLAGS.save_debug, report=FLAGS.report,
       progress=FLAGS.progress, overwrite=FLAGS.overwrite, max_pixels=FLAGS.max_pixels,
       dry_run=FLAGS.dry_run, batch_size=FLAGS.batch_size, keep_mask=FLAGS.keep_mask,
-      remove_mask=FLAGS.remove_mask)
+      remove_mask=FLAGS.remove_mask, aspect=FLAGS.aspect, crf=FLAGS.crf)
+
+
+def video_config_from_flags() -> VideoConfig:
+  try:
+    return VideoConfig(max_warp=FLAGS.video_max_warp)
+  except ValueError as e:
+    raise dnr_app.UserError(f"--video_{e}") from None
 
 
 def main(argv):
@@ -106,6 +122,7 @@ def main(argv):
   try:
     cfg = config_from_flags()
     job = job_from_flags()
+    vcfg = video_config_from_flags()
   except dnr_app.UserError as e:
     dnr_app.fail(dnr_app.EXIT_USAGE, str(e))
   if FLAGS.compilation_cache:
@@ -120,7 +137,7 @@ def main(argv):
                                       FLAGS.process_id)
     except dnr_app.UserError as e:
       dnr_app.fail(dnr_app.EXIT_USAGE, str(e))
-  dnr_app.exit_now(dnr_app.run(job, cfg))
+  dnr_app.exit_now(dnr_app.run(job, cfg, vcfg))
 
 
 def status_in_process(argv) -> int:
@@ -137,10 +154,11 @@ def status_in_process(argv) -> int:
     try:
       cfg = config_from_flags()
       job = job_from_flags()
+      vcfg = video_config_from_flags()
     except dnr_app.UserError as e:
       dnr_app.error_line(str(e))
       return dnr_app.EXIT_USAGE
-    return dnr_app.run(job, cfg)
+    return dnr_app.run(job, cfg, vcfg)
   finally:
     FLAGS.unparse_flags()
 
