@@ -45,13 +45,13 @@ def plan_clip(frames: Iterable[np.ndarray], in_hw: tuple[int, int], out_hw: tupl
   sample_t: list[int] = []
   profiles: list[np.ndarray] = []
   pending: list[tuple[int, np.ndarray]] = []
-  prev_sig = prev_thumb = None
+  prev_sig = prev_image = None
   sampled = set()
 
-  def queue(t, thumb):
+  def queue(t, image):  # the thumbnail only for sampled frames (most are not)
     if t not in sampled:
       sampled.add(t)
-      pending.append((t, thumb))
+      pending.append((t, saliency.thumbnail(image, wk)))
 
   def flush(force=False):
     while len(pending) >= cfg.batch or (force and pending):
@@ -72,19 +72,18 @@ def plan_clip(frames: Iterable[np.ndarray], in_hw: tuple[int, int], out_hw: tupl
                        f"{in_hw[1]}x{in_hw[0]}")
     sig = shots.signature(image)
     d.append(0.0 if prev_sig is None else shots.distance(sig, prev_sig))
-    thumb = saliency.thumbnail(image, wk)
     if t % cfg.sample_every == 0:
-      queue(t, thumb)
+      queue(t, image)
     if d[-1] > shots.FLOOR:  # a cut candidate: both sides are sampled
-      queue(t - 1, prev_thumb)
-      queue(t, thumb)
-    prev_sig, prev_thumb = sig, thumb
+      queue(t - 1, prev_image)
+      queue(t, image)
+    prev_sig, prev_image = sig, image
     flush()
     if progress:
       progress("plan", t + 1, total)
   if t < 0:
     raise ValueError("the clip has no frame")
-  queue(t, prev_thumb)
+  queue(t, prev_image)
   flush(force=True)
   order = np.argsort(sample_t)
   starts = shots.shot_starts(np.asarray(d))
