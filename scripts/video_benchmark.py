@@ -38,6 +38,7 @@ from dnr_jax import resizing
 from dnr_jax.config import VideoConfig
 from dnr_jax.io import video_io
 from dnr_jax.nn import weights as weights_lib
+from dnr_jax.quality import human
 from dnr_jax.resizing import baselines
 from dnr_jax.video import plan as plan_lib
 from dnr_jax.video import stream
@@ -140,10 +141,76 @@ def contact_sheet(frames, outs, path, every):
   Image.fromarray(np.concatenate(rows, 0)).save(path)
 
 
+def crop_path_figures(clip: pathlib.Path, weights, cfg: VideoConfig, aspect=(16, 9),
+                      max_frames: int = 0) -> str:
+  """Plots the crop path of ``clip`` to 9:16 and writes a contact sheet per shot (first,
+  middle and last frame: the input with the crop window outlined, and the output) into
+  docs/video/<clip>_path.png and <clip>_shots.png. Returns a line for the table."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  info = video_io.probe(clip)
+  frames = []
+  for f in video_io.read_frames(info):
+    frames.append(f.image)
+    if max_frames and len(frames) == max_frames:
+      break
+  h, w = frames[0].shape[:2]
+  (oh, ow), _ = plan_lib.content_aware_size((h, w), aspect)
+  oh, ow = video_io.even_size(oh, ow, "x.mp4")
+  p = stream.plan_clip(iter(frames), (h, w), (oh, ow), float(info.fps), weights, cfg)
+  outs = list(stream.render_frames(iter(frames), p, cfg))
+  stem = clip.stem
+  t = np.arange(p.frames) / float(info.fps)
+  fig, ax = plt.subplots(figsize=(9, 3.2), dpi=110)
+  ax.fill_between(t, p.starts, p.starts + p.crop, color="tab:blue", alpha=0.25,
+                  label=f"crop window ({p.crop} of {w} px, warped to {ow})")
+  ax.plot(t, p.starts, color="tab:blue", lw=1)
+  ax.plot(t, p.starts + p.crop, color="tab:blue", lw=1)
+  ends = list(p.shot_starts[1:]) + [p.frames]
+  for k, (s0, s1) in enumerate(zip(p.shot_starts, ends)):
+    if s0:
+      ax.axvline(s0 / float(info.fps), color="k", ls="--", lw=0.8)
+    ax.text((s0 + s1) / 2 / float(info.fps), w * 0.02, "still" if p.still[k] else "pan",
+            ha="center", fontsize=8)
+  ax.set_xlim(0, t[-1] if len(t) > 1 else 1)
+  ax.set_ylim(0, w)
+  ax.set_xlabel("time (s); dashed: detected cuts")
+  ax.set_ylabel("x in the input (px)")
+  ax.set_title(f"{clip.name} {w}x{h} -> {ow}x{oh}: the crop path")
+  ax.legend(loc="upper right", fontsize=8)
+  fig.tight_layout()
+  fig.savefig(ROOT / "docs" / "video" / f"{stem}_path.png")
+  plt.close(fig)
+  rows = []
+  scale = 180 / h
+  for s0, s1 in zip(p.shot_starts, ends):
+    row = []
+    for ti in sorted({s0, (s0 + s1 - 1) // 2, s1 - 1}):
+      src = frames[ti].copy()
+      x0 = int(round(float(p.starts[ti])))
+      x1 = min(w - 1, x0 + p.crop - 1)
+      src[:, [x0, x0 + 1, x1 - 1, x1]] = (255, 40, 40)
+      src[[0, 1, h - 2, h - 1], x0:x1] = (255, 40, 40)
+      a = np.asarray(Image.fromarray(src).resize((round(w * scale), 180), Image.BOX))
+      b = np.asarray(Image.fromarray(outs[ti]).resize((round(ow * scale), 180), Image.BOX))
+      row += [a, np.full((180, 4, 3), 255, np.uint8), b, np.full((180, 16, 3), 255, np.uint8)]
+    rows.append(np.concatenate(row, 1))
+  width = max(r.shape[1] for r in rows)
+  sheet = np.concatenate([np.pad(r, ((0, 8), (0, width - r.shape[1]), (0, 0)),
+                                 constant_values=255) for r in rows], 0)
+  Image.fromarray(sheet).save(ROOT / "docs" / "video" / f"{stem}_shots.png")
+  kinds = ", ".join("still" if s else "pan" for s in p.still)
+  return (f"| {clip.name} ({p.frames} frames, {w}x{h} -> {ow}x{oh}) | {len(p.shot_starts)} "
+          f"| {list(p.shot_starts)} | {kinds} | {p.crop} |")
+
+
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--frames", type=int, default=24)
   ap.add_argument("--per_frame_frames", type=int, default=12)
+  ap.add_argument("--only", choices=("all", "figures"), default="all",
+                  help="figures: only the crop-path plots and contact sheets")
   args = ap.parse_args()
   weights = weights_lib.load_vgg19()
   clips = get_clips.get_clips()
@@ -157,6 +224,18 @@ def main():
                ["ours (crop path + warp)", "smoothed crop only", "linear",
                 "per-frame seam carving", "per-frame DNR (image method)"]) + " |",
            "|---" * 7 + "|"]
+  figure_lines = ["", "### Shots and camera per clip (to 9:16; plots and contact sheets in "
+                  "docs/video/)", "", "| clip | shots | first frames | camera | crop (px) |",
+                  "|---|---|---|---|---|"]
+  figure_lines.append(crop_path_figures(clips["bikes.mp4"], weights, VideoConfig()))
+  figure_lines.append(crop_path_figures(clips["bigbuckbunny.mp4"], weights, VideoConfig()))
+  print("\n".join(figure_lines), flush=True)
+  if args.only == "figures":
+    return
+  quality_lines = ["", "### Per-frame quality (quality.human's criterion, higher = preferred; "
+                   "mean over every 4th of the first frames)", "",
+                   "| clip | ours (crop path + warp) | smoothed crop only | linear | "
+                   "per-frame seam carving | per-frame DNR (image method) |", "|---" * 6 + "|"]
   photos = _photos.package_photos()
   tests = {f"pan over {k}": pan_clip(photos[k], args.frames) for k in ("chelsea", "china")}
   for name in ("bigbuckbunny.mp4", "carphone_pristine.mp4"):
@@ -181,9 +260,15 @@ def main():
     lines.append(f"| {name} ({w}x{h} -> {ow}x{oh}, {args.per_frame_frames} frames) | "
                  + " | ".join(row) + " |")
     print(lines[-1], flush=True)
+    q = [np.mean([human.human_preference(frames[t], o[t])
+                  for t in range(0, min(len(o), args.per_frame_frames), 4)])
+         for o in outs.values()]
+    quality_lines.append(f"| {name} | " + " | ".join(f"{v:+.3f}" for v in q) + " |")
+    print(quality_lines[-1], flush=True)
     if name == "bigbuckbunny.mp4":
       contact_sheet(frames[:args.per_frame_frames], list(outs.values()),
                     ROOT / "docs" / "video" / "bigbuckbunny_methods.png", 4)
+  lines += quality_lines + figure_lines
   lines += ["", "### Frames per second (this machine)", "",
             "| clip | frames | plan pass | render + encode | whole job | decode + encode "
             "alone (floor) |", "|---|---|---|---|---|---|"]

@@ -364,17 +364,6 @@ def test_existing_output_needs_overwrite(env):
   assert np.asarray(Image.open(d / "o.png")).shape == (64, 72, 3)
 
 
-def test_animated_gif_warns_that_only_the_first_frame_is_used(env):
-  d = case_dir(env, "gif")
-  frames = [Image.fromarray(env["photo"]), Image.fromarray(env["photo"][::-1].copy())]
-  frames[0].save(d / "a.gif", save_all=True, append_images=frames[1:])
-  code, err = run(f"--input={d}/a.gif", f"--output={d}/o.png", "--width_ratio=0.75",
-                  f"--vgg_weights={env['weights']}", "--dry_run", *FAST)
-  assert code == 0, err
-  assert re.search(r"2 frames; dnr_jax retargets the first frame only", err)
-  assert not (d / "o.png").exists()
-
-
 @pytest.mark.parametrize("flag,pattern", [
     ("--alpha=nan", "alpha"), ("--alpha=inf", "alpha"), ("--percentile=150", "percentile"),
     ("--learning_rate=nan", "learning_rate"), ("--learning_rate=0", "learning_rate"),

@@ -48,6 +48,7 @@ def test_initialisations(random_weights, small_photo, init):
     assert abs(res.initial.mean() - small_photo.mean()) < 10
 
 
+@pytest.mark.slow  # 50 s; the quick tier vmaps the operators and a bucket of the batch path
 def test_pure_pipeline_vmaps_over_a_batch(random_weights, small_photo):
   cfg = dataclasses.replace(FAST, reconstruction=config.ReconstructionConfig(steps=2))
   batch = jnp.stack([jnp.asarray(small_photo, jnp.float32),
@@ -177,7 +178,7 @@ def test_working_size_output_keeps_the_input_detail(random_weights):
   assert lap(upscaled) < 0.2 * lap(image)
 
 
-@pytest.mark.parametrize("steps", [pytest.param(0, marks=pytest.mark.slow), 4])
+@pytest.mark.parametrize("steps", [0, pytest.param(4, marks=pytest.mark.slow)])
 def test_working_size_host_and_pure_paths_agree(random_weights, small_photo, steps):
   # Both axes change: the host's "auto" order scores both orders, retarget_pure's is
   # width first -- the comparison fixes the order (the choice is tested on its own).

@@ -233,3 +233,35 @@ def test_dry_run_prints_the_shots_and_writes_nothing(tmp_path, small_photo, phot
 def test_video_job_output_names_keep_the_container(tmp_path):
   job = job_lib.Job(input=str(tmp_path / "clip.mov"))
   assert video_job.output_path(job).name == "clip_retargeted.mov"
+
+
+def test_numbered_frames_in_and_out_keep_their_numbers_and_refuse_gaps(tmp_path, small_photo,
+                                                                        wfile, capsys):
+  src = tmp_path / "in"
+  src.mkdir()
+  for i, f in enumerate(pan_frames(small_photo, 5, h=64, w=96)):
+    Image.fromarray(f).save(src / f"shot_{i + 7:04d}.png")
+  (src / "notes.txt").write_text("not a frame")
+  pattern = src / "shot_%04d.png"
+  assert video_io.is_clip(pattern) and video_io.probe(pattern).frames == 5
+  out = tmp_path / "out" / "f%03d.png"
+  code, err = cli(capsys, f"--input={pattern}", f"--output={out}", "--width_ratio=0.75",
+                  f"--vgg_weights={wfile}")
+  assert code == 0, err
+  written = sorted(p.name for p in out.parent.iterdir())
+  assert written == [f"f{i:03d}.png" for i in range(7, 12)]  # the input's numbers
+  assert all(Image.open(out.parent / n).size == (72, 64) for n in written)
+  code, err = cli(capsys, f"--input={pattern}", f"--output={out}", "--width_ratio=0.75",
+                  f"--vgg_weights={wfile}")  # the frames exist now
+  assert code == 2 and "5 frames" in err and "--overwrite" in err, err
+  mp4 = tmp_path / "clip.mp4"
+  code, err = cli(capsys, f"--input={pattern}", f"--output={mp4}", "--aspect=1:1",
+                  "--frame_rate=10", f"--vgg_weights={wfile}")
+  assert code == 0, err
+  info = video_io.probe(mp4)
+  assert (info.frames, info.fps, info.width, info.height) == (5, 10, 64, 64)
+  (src / "shot_0009.png").unlink()  # a dropped frame would shift the rest in time
+  code, err = cli(capsys, f"--input={pattern}", f"--output={tmp_path}/o_%d.png",
+                  "--width_ratio=0.75", f"--vgg_weights={wfile}")
+  assert code == 2 and err.count("\n") == 1 and "1 missing" in err and "shot_0009" in err, err
+  assert not list(tmp_path.glob("o_*"))

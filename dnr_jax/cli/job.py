@@ -54,6 +54,7 @@ class Job:
   remove_mask: str | None = None
   aspect: str | None = None  # "W:H": one axis changes (see aspect_size)
   crf: int = 18  # clips: the H.264/VP9 constant rate factor (lower = better, larger)
+  frame_rate: float = 25.0  # numbered-frame inputs (frames/%05d.png): frames per second
 
 
 def parse_aspect(text: str) -> tuple[int, int]:

@@ -41,6 +41,8 @@ flags.DEFINE_string("aspect", None, "Output aspect ratio W:H (like 9:16 or 1:1),
                     "of the size flags: one axis changes, the other keeps its length.")
 flags.DEFINE_integer("crf", 18, "Video output: the encoder's constant rate factor "
                      "(H.264, VP9 for .webm; 0-51, lower is better and larger).")
+flags.DEFINE_float("frame_rate", 25.0, "Numbered frames as --input (like frames/%05d.png): "
+                   "their frames per second.")
 flags.DEFINE_float("video_max_warp", VideoConfig().max_warp, "Video: the warp squeezes the "
                    "crop window at most this much; a larger shrink takes the rest by the "
                    "crop path (1 = crop only).")
@@ -103,7 +105,8 @@ def job_from_flags() -> dnr_app.Job:
       vgg_weights=FLAGS.vgg_weights, save_debug=FLAGS.save_debug, report=FLAGS.report,
       progress=FLAGS.progress, overwrite=FLAGS.overwrite, max_pixels=FLAGS.max_pixels,
       dry_run=FLAGS.dry_run, batch_size=FLAGS.batch_size, keep_mask=FLAGS.keep_mask,
-      remove_mask=FLAGS.remove_mask, aspect=FLAGS.aspect, crf=FLAGS.crf)
+      remove_mask=FLAGS.remove_mask, aspect=FLAGS.aspect, crf=FLAGS.crf,
+      frame_rate=FLAGS.frame_rate)
 
 
 def video_config_from_flags() -> VideoConfig:

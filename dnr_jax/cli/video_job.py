@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import pathlib
 import sys
 import time
@@ -30,7 +31,14 @@ from dnr_jax.video import stream
 
 
 def output_path(job: Job) -> pathlib.Path:
+  """``--output``, a folder's ``<input>_retargeted.<suffix>``, or beside the input.
+  Numbered frames go to a folder ``<input folder>_retargeted`` under the same name."""
   src = pathlib.Path(job.input)
+  if video_io.is_sequence(src):
+    if not job.output:
+      return src.resolve().parent.with_name(src.resolve().parent.name + "_retargeted") / src.name
+    out = pathlib.Path(job.output)
+    return out / src.name if out.is_dir() else out
   if job.output:
     out = pathlib.Path(job.output)
     return out / f"{src.stem}_retargeted{src.suffix}" if out.is_dir() else out
@@ -47,12 +55,18 @@ def run_clip(job: Job, vcfg: VideoConfig) -> int:
   """The whole clip job; returns the exit status."""
   try:
     out = output_path(job)
-    video_io.output_kind(out)
-    info = video_io.probe(job.input)
-    if out.exists() and out.resolve() == pathlib.Path(job.input).resolve():
+    kind = video_io.output_kind(out)
+    if not (job.frame_rate > 0 and math.isfinite(job.frame_rate)):
+      raise UserError(f"--frame_rate must be a positive number, got {job.frame_rate}")
+    info = video_io.probe(job.input, frame_rate=job.frame_rate)
+    if out.resolve() == pathlib.Path(job.input).resolve():
       raise UserError(f"--output {out} is the input: inputs are never overwritten")
-    if out.exists() and not job.overwrite:
-      raise UserError(f"--output {out} exists (give --overwrite to replace it)")
+    existing = ([f for _, f in video_io.sequence_files(out)] if kind == "sequence"
+                else [out] if out.exists() else [])
+    if existing and not job.overwrite:
+      raise UserError(f"--output {out} exists" + (f" ({len(existing)} frames, like "
+                      f"{existing[0].name})" if kind == "sequence" else "")
+                      + " (give --overwrite to replace it)")
     if job.report and pathlib.Path(job.report).exists() and not job.overwrite:
       raise UserError(f"--report {job.report} exists (give --overwrite to replace it)")
     oh, ow = clip_size(info, job, out)

@@ -1,7 +1,8 @@
 """Video files and animated images: probe, stream frames in, stream frames out.
 
 Containers (MP4, MOV, MKV, WebM...) go through PyAV, whose wheel ships the FFmpeg
-libraries; animated GIF, WebP and APNG through Pillow. Frames are decoded upright (a
+libraries; animated GIF, WebP and APNG through Pillow, numbered frames (``frames/%05d.png``,
+FFmpeg's image2 pattern) through Pillow one file per frame. Frames are decoded upright (a
 rotation in the container's display matrix is applied, the output is written upright
 without one), one at a time: a clip of any length never sits in memory.
 
@@ -21,6 +22,7 @@ import dataclasses
 import fractions
 import os
 import pathlib
+import re
 import tempfile
 from typing import Iterator
 
@@ -32,6 +34,8 @@ from dnr_jax.io import atomic_write
 
 CONTAINER_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
 ANIMATION_SUFFIXES = (".gif", ".webp", ".png", ".apng")
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+_NUMBER = re.compile(r"%(0?\d*)d")  # printf's %d, %4d, %05d: one per sequence name
 
 
 class VideoError(Exception):
@@ -42,7 +46,7 @@ class VideoError(Exception):
 class VideoInfo:
   """What the plan needs to know before any frame is decoded."""
   path: pathlib.Path
-  kind: str  # "container" | "animation"
+  kind: str  # "container" | "animation" | "sequence"
   width: int  # upright (after the display rotation)
   height: int
   frames: int  # the container's count, or an estimate from the duration (0: unknown)
@@ -52,6 +56,8 @@ class VideoInfo:
   codec: str = ""
   loop: int | None = None  # animations: 0 = forever
   alpha: bool = False
+  files: tuple[pathlib.Path, ...] = ()  # sequences: the frames in order
+  first_number: int = 1  # sequences: the first frame's number
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,8 +69,42 @@ class Frame:
   duration_ms: int | None = None  # animations
 
 
+def is_sequence(path: str | os.PathLike) -> bool:
+  """A pattern of numbered frames, FFmpeg's convention: ``frames/%05d.png``."""
+  path = pathlib.Path(path)
+  return (len(_NUMBER.findall(path.name)) == 1 and path.name.count("%") == 1
+          and path.suffix.lower() in FRAME_SUFFIXES)
+
+
+def sequence_name(pattern: str | os.PathLike, number: int) -> pathlib.Path:
+  """The file of frame ``number``: ``frames/%05d.png``, 7 -> ``frames/00007.png``."""
+  pattern = pathlib.Path(pattern)
+  m = _NUMBER.search(pattern.name)
+  spec = m.group(1)
+  digits = f"{number:{spec}d}" if spec else str(number)
+  return pattern.with_name(pattern.name[:m.start()] + digits.replace(" ", "0")
+                           + pattern.name[m.end():])
+
+
+def sequence_files(pattern: str | os.PathLike) -> list[tuple[int, pathlib.Path]]:
+  """The (number, file) pairs present for ``pattern``, by number."""
+  pattern = pathlib.Path(pattern)
+  m = _NUMBER.search(pattern.name)
+  head, tail = pattern.name[:m.start()], pattern.name[m.end():]
+  regex = re.compile(re.escape(head) + r"(\d+)" + re.escape(tail) + r"\Z")
+  folder = pattern.parent
+  if not folder.is_dir():
+    return []
+  found = [(int(g.group(1)), folder / f.name) for f in folder.iterdir()
+           if (g := regex.match(f.name)) and f.is_file()]
+  return sorted(found)
+
+
 def is_clip(path: str | os.PathLike) -> bool:
-  """A video container by its suffix, or an animated image (more than one frame)."""
+  """A video container by its suffix, an animated image (more than one frame), or a
+  pattern of numbered frames."""
+  if is_sequence(path):
+    return True
   path = pathlib.Path(path)
   suffix = path.suffix.lower()
   if suffix in CONTAINER_SUFFIXES:
@@ -88,9 +128,12 @@ def _first_line(e: BaseException) -> str:
   return text[0] if text else type(e).__name__
 
 
-def probe(path: str | os.PathLike) -> VideoInfo:
-  """Reads the header (and, for containers, the first frame's rotation)."""
+def probe(path: str | os.PathLike, frame_rate: float = 25.0) -> VideoInfo:
+  """Reads the header (and, for containers, the first frame's rotation). ``frame_rate``:
+  of numbered frames (their files carry none)."""
   path = pathlib.Path(path)
+  if is_sequence(path):
+    return _probe_sequence(path, frame_rate)
   if not path.is_file():
     raise VideoError(f"{path}: no such file")
   if path.suffix.lower() in CONTAINER_SUFFIXES:
@@ -109,6 +152,28 @@ def probe(path: str | os.PathLike) -> VideoInfo:
   return VideoInfo(path, "animation", w, h, len(durations),
                    fractions.Fraction(1000 / mean_ms).limit_denominator(1001), loop=loop,
                    alpha=bool(alpha))
+
+
+def _probe_sequence(pattern: pathlib.Path, frame_rate: float) -> VideoInfo:
+  found = sequence_files(pattern)
+  if not found:
+    raise VideoError(f"{pattern}: no frame matches the pattern")
+  numbers = [n for n, _ in found]
+  missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+  if missing:  # a dropped frame would shift every later one in time
+    raise VideoError(f"{pattern}: frames {numbers[0]}-{numbers[-1]} with "
+                     f"{len(missing)} missing (first: {sequence_name(pattern, missing[0])})")
+  if len(set(numbers)) != len(numbers):
+    raise VideoError(f"{pattern}: two files have the same frame number")
+  try:
+    with Image.open(found[0][1]) as im:
+      w, h = im.size
+      alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
+  except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    raise VideoError(f"{found[0][1]}: cannot read ({_first_line(e)})") from None
+  return VideoInfo(pattern, "sequence", w, h, len(found),
+                   fractions.Fraction(frame_rate).limit_denominator(1001), alpha=bool(alpha),
+                   files=tuple(f for _, f in found), first_number=numbers[0])
 
 
 def _probe_container(path: pathlib.Path) -> VideoInfo:
@@ -146,6 +211,9 @@ def read_frames(info: VideoInfo) -> Iterator[Frame]:
   if info.kind == "animation":
     yield from _read_animation(info)
     return
+  if info.kind == "sequence":
+    yield from _read_sequence(info)
+    return
   av = _av()
   k = info.rotation // 90
   try:
@@ -172,14 +240,30 @@ def _read_animation(info: VideoInfo) -> Iterator[Frame]:
     raise VideoError(f"{info.path}: cannot decode frame ({_first_line(e)})") from None
 
 
+def _read_sequence(info: VideoInfo) -> Iterator[Frame]:
+  duration = int(round(1000 / float(info.fps)))
+  for f in info.files:
+    try:
+      with Image.open(f) as im:
+        if im.size != (info.width, info.height):
+          raise VideoError(f"{f}: {im.size[0]}x{im.size[1]}, the first frame "
+                           f"{info.width}x{info.height}")
+        image = np.asarray(im.convert("RGBA" if info.alpha else "RGB"))
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+      raise VideoError(f"{f}: cannot read ({_first_line(e)})") from None
+    yield Frame(image, duration_ms=duration)
+
+
 def output_kind(path: str | os.PathLike) -> str:
+  if is_sequence(path):
+    return "sequence"
   suffix = pathlib.Path(path).suffix.lower()
   if suffix in CONTAINER_SUFFIXES:
     return "container"
   if suffix in (".gif", ".webp", ".png", ".apng"):
     return "animation"
-  raise VideoError(f"{path}: a clip is written as {', '.join(CONTAINER_SUFFIXES)} or "
-                   f"an animated .gif/.webp/.png")
+  raise VideoError(f"{path}: a clip is written as {', '.join(CONTAINER_SUFFIXES)}, "
+                   f"an animated .gif/.webp/.png or numbered frames (like frames/%05d.png)")
 
 
 def even_size(height: int, width: int, path: str | os.PathLike) -> tuple[int, int]:
@@ -194,8 +278,10 @@ class ClipWriter:
 
   Containers: H.264 (VP9 for .webm) in yuv420p at ``crf``, the input's time base and
   timestamps, every audio stream of ``source`` copied packet by packet. Animations:
-  Pillow, the frames' durations, ``info.loop`` and transparency.
-  Use as a context manager: an exception removes the temporary file.
+  Pillow, the frames' durations, ``info.loop`` and transparency. Numbered frames: one
+  file per frame, numbered from the input's first number (1 for other inputs), each a
+  temporary file until :meth:`close` renames them all.
+  Use as a context manager: an exception removes the temporary files.
   """
 
   def __init__(self, path: str | os.PathLike, info: VideoInfo, height: int, width: int,
@@ -204,16 +290,20 @@ class ClipWriter:
     self.info, self.height, self.width, self.crf = info, height, width, crf
     self.kind = output_kind(self.path)
     self.path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=atomic_write.TEMP_PREFIX,
-                               suffix=self.path.suffix)
-    os.close(fd)
-    self.tmp = pathlib.Path(tmp)
     self.count = 0
+    self._sequence: list[tuple[pathlib.Path, pathlib.Path]] = []  # (temporary, final)
+    self.tmp = None if self.kind == "sequence" else self._temp_file()
     self._frames: list[Image.Image] = []
     self._durations: list[int] = []
     self._out = None
     if self.kind == "container":
       self._open_container()
+
+  def _temp_file(self) -> pathlib.Path:
+    fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=atomic_write.TEMP_PREFIX,
+                               suffix=self.path.suffix)
+    os.close(fd)
+    return pathlib.Path(tmp)
 
   def _open_container(self):
     av = _av()
@@ -251,6 +341,18 @@ class ClipWriter:
   def write(self, image: np.ndarray, source: Frame) -> None:
     """One output frame (h, w, 3|4) uint8, timed like ``source``."""
     self.count += 1
+    if self.kind == "sequence":
+      first = self.info.first_number if self.info.kind == "sequence" else 1
+      tmp = self._temp_file()
+      self._sequence.append((tmp, sequence_name(self.path, first + self.count - 1)))
+      jpeg = self.path.suffix.lower() in (".jpg", ".jpeg")
+      try:
+        Image.fromarray(image[..., :3] if jpeg else image).save(
+            tmp, format=Image.registered_extensions()[self.path.suffix.lower()],
+            **({"quality": 95} if jpeg else {}))
+      except (OSError, ValueError) as e:
+        raise VideoError(f"{self._sequence[-1][1]}: cannot write ({_first_line(e)})") from None
+      return
     if self.kind == "animation":
       mode = "RGBA" if image.shape[-1] == 4 else "RGB"
       self._frames.append(Image.fromarray(image, mode))
@@ -293,6 +395,15 @@ class ClipWriter:
     if self.count == 0:
       self._discard()
       raise VideoError(f"{self.path}: no frame to write")
+    if self.kind == "sequence":
+      try:
+        for tmp, final in self._sequence:
+          os.chmod(tmp, atomic_write.usual_mode())
+          os.replace(tmp, final)
+      except BaseException:
+        self._discard()
+        raise
+      return self.path
     try:
       if self.kind == "animation":
         self._save_animation()
@@ -334,10 +445,12 @@ class ClipWriter:
         self._out.close()
     except Exception:  # pylint: disable=broad-except  (already failing)
       pass
-    try:
-      self.tmp.unlink()
-    except FileNotFoundError:
-      pass
+    for tmp in [self.tmp] + [t for t, _ in self._sequence]:
+      try:
+        if tmp is not None:
+          tmp.unlink()
+      except FileNotFoundError:  # renamed already, or never written
+        pass
 
 
 def _muxer(path: pathlib.Path) -> str:
