@@ -2,7 +2,8 @@
 # One short, prepared run on a lent accelerator (issue 11): what the machine has, the
 # batch benchmark (images/s and latency by batch size, rolled vs unrolled loops,
 # bfloat16 vs float32), a full-resolution photo through the CLI, and the CLI on the
-# bundled photo cold and with a warm persistent compilation cache.
+# bundled photo cold and with a warm persistent compilation cache, and the video passes
+# (plan, render) in frames per second on a 1280x720 pan held in memory.
 #
 # The machine cannot reach a package registry: it runs the project from the working tree
 # (PYTHONPATH) under the image's own python3 and JAX, and converts the weights from the
@@ -16,7 +17,7 @@ OUT=${OUT:-results/gpu}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD XDG_CACHE_HOME=/tmp/dnr_jax_cache
 PY=${PY:-python3}
-STAGES=${STAGES:-batch fullres cli}
+STAGES=${STAGES:-batch fullres cli video}
 LOG="$OUT/gpu.log"
 quiet() { grep --line-buffered -v "^WARNING\|^I0000\|^W0000\|cuda_timer"; }
 stage() { echo "=== $1 ($(date +%T))" | tee -a "$LOG"; }
@@ -61,5 +62,9 @@ if [[ " $STAGES " == *" cli "* ]]; then
         'BEGIN{printf "%s: %.1f s wall\n", r, b - a}' | tee -a "$LOG"
   done
   cp /tmp/demo_warm.png "$OUT/demo_gpu.png" 2>/dev/null
+fi
+if [[ " $STAGES " == *" video "* ]]; then
+  stage "video: plan and render passes, 1280x720 to 9:16 and 1:1 (frames in memory)"
+  timeout 200 $PY scripts/video_fps.py --frames=200 2>&1 | quiet | tail -5 | tee -a "$LOG"
 fi
 stage done
