@@ -7,7 +7,7 @@ import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "dnr_jax"
 # Bottom to top (WORKSPACE.md, "Layers"); a module imports its own layer or lower ones.
-LAYERS = ["config", "io", "nn", "ops", "quality", "resizing", "video", "cli"]
+LAYERS = ["config", "io", "nn", "ops", "quality", "resizing", "video", "cli", "web"]
 
 
 def _layer(module: str) -> str | None:

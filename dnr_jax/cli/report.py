@@ -37,12 +37,23 @@ def _mask_picture(image: np.ndarray, res: resizing.Result, masks: dict) -> np.nd
 
 def debug_pictures(image: np.ndarray, res: resizing.Result, task: outputs.Task,
                     masks: dict | None = None) -> list[str]:
-  """Debug pictures at the working size (a 12 MP photo gets screen-sized panels)."""
+  """Writes :func:`debug_panels` to the task's debug paths; returns the files written."""
   written = []
-
-  def save(name, arr):
+  for name, arr in debug_panels(image, res, masks).items():
     image_io.save_image(arr, task.debug[name], protect=(task.source,))
     written.append(str(task.debug[name]))
+  return written
+
+
+def debug_panels(image: np.ndarray, res: resizing.Result,
+                 masks: dict | None = None) -> dict[str, np.ndarray]:
+  """The debug pictures (name -> RGB uint8) at the working size (a 12 MP photo gets
+  screen-sized panels): Eq. 1 importance, the seams per axis over the input (the crop
+  greyed out), the masks, the target maps, the stages, the loss curves."""
+  panels: dict[str, np.ndarray] = {}
+
+  def save(name, arr):
+    panels[name] = arr
 
   h, w = res.work_hw
   base = image if image.shape[:2] == (h, w) else visualize.resize_linear(image, (h, w))
@@ -86,7 +97,7 @@ def debug_pictures(image: np.ndarray, res: resizing.Result, task: outputs.Task,
         [visualize.plot_curve(res.recon_losses, title="reconstruction loss")]
         + ([visualize.plot_curve(res.refine_losses, title="refinement loss")]
            if res.refine_losses else [])))
-  return written
+  return panels
 
 
 def _operations(image_hw, res: resizing.Result) -> dict:
