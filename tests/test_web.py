@@ -165,6 +165,13 @@ def test_the_page_serves_nothing_from_the_internet_and_answers_its_client(server
   names = sorted(pathlib.Path(f).name for f in files)
   assert names == ["sample_96x96.json", "sample_96x96.png"]
   assert len(gallery) == 3 and all(Image.open(g["image"]).size == (96, 96) for g in gallery)
+  bad = pathlib.Path(server["sample"]).with_name("notes.png")
+  bad.write_bytes(b"not an image at all")
+  from gradio_client import handle_file  # pylint: disable=g-import-not-at-top
+  from gradio_client import exceptions  # pylint: disable=g-import-not-at-top
+  with pytest.raises(exceptions.AppError, match="notes.png: cannot read image") as e:
+    client.predict(handle_file(str(bad)), 75, 100, "free", api_name="/on_upload")
+  assert "Traceback" not in str(e.value) and str(bad.parent) not in str(e.value)
 
 
 def _chromium():
