@@ -17,7 +17,8 @@ RetargetMe (``--retargetme DIR``, the layout of ``scripts/_retargetme.py``): for
 of ``--split`` (``dev`` = sets 1-46 for tuning and looking, ``test`` = 47-92, run once
 for the reported table) whose task is in ``--tasks``, runs dnr_jax and the in-repo
 ``--rtm_methods`` at the size of the set's crop result and scores them beside the 8
-published results. Every output gets the semantic score (Eq. 5) and coherence and
+published results. Every output gets the human-calibrated criterion
+(``quality.human.human_preference``), the semantic score (Eq. 5) and coherence and
 completeness at 96 px high, all three on both images scaled to dnr's working size (640 px
 long side), and the *fine* coherence/completeness at half the source's size
 (``metrics.fine_similarity``, where 1-2 px fringes show). Writes ``rows.json``,
@@ -45,11 +46,13 @@ import numpy as np
 
 import _photos
 import _retargetme
+import blind_pairs
 from dnr_jax.resizing import baselines
 from dnr_jax.io import compilation
 from dnr_jax import config
 from dnr_jax.io import image_io
 from dnr_jax.ops import importance
+from dnr_jax.quality import human
 from dnr_jax.quality import metrics
 from dnr_jax import resizing
 from dnr_jax.cli import visualize
@@ -189,7 +192,12 @@ def score_all(w, out, src, src_energy=None) -> dict:
   out_s, src_s = small(out), small(src)
   if src_energy is None:
     src_energy = float(metrics.feature_energy_jit(w, src_s))
-  return {"semantic_score": float(metrics.feature_energy_jit(w, out_s)) / src_energy,
+  try:
+    criterion = human.human_preference(src_s, out_s, w)
+  except ValueError:  # enlarging: not scored by the criterion
+    criterion = float("nan")
+  return {"human_preference": criterion,
+          "semantic_score": float(metrics.feature_energy_jit(w, out_s)) / src_energy,
           **metrics.bidirectional_similarity(out_s, src_s),
           **metrics.fine_similarity(out, src)}
 
@@ -208,13 +216,15 @@ def run_retargetme(args):
   for set_id, task, src, published in _retargetme.sets(
       args.retargetme, args.split, tuple(args.tasks.split(",")), ids):
     compilation.release_if_crowded()  # every set is a new size (compilation.py)
-    out_hw = published["CR"].shape[:2]
+    out_hw = blind_pairs.one_axis(src.shape[:2], published["CR"].shape[:2])
     energy = None
     outs = {}
     for m in ours:
       t0 = time.perf_counter()
       if m == "dnr":
         o = resizing.retarget(w, src, out_hw, cfg).output
+      elif m in config.PRESETS:  # another preset (e.g. "paper"), its own settings
+        o = resizing.retarget(w, src, out_hw, config.PRESETS[m]).output
       else:
         o = np.asarray(baselines.METHODS[m](src, out_hw, ctx))
       secs = time.perf_counter() - t0
@@ -251,7 +261,8 @@ def _source_energy(w, src) -> float:
       src, (round(src.shape[0] * f), round(src.shape[1] * f)))))
 
 
-SCORES = (("semantic_score", "SS", True), ("coherence", "coh", False),
+SCORES = (("human_preference", "criterion", True), ("semantic_score", "SS", True),
+          ("coherence", "coh", False),
           ("fine_coherence", "fine coh", False), ("completeness", "compl", False),
           ("fine_completeness", "fine compl", False))
 
@@ -273,12 +284,14 @@ def retargetme_table(rows: list[dict], ours: list[str]) -> str:
       rs = [by[(t, s, m)] for s in sets[t] if (t, s, m) in by]
       if rs:
         lines.append(f"| {m} | " + " | ".join(
-            f"{np.mean([r[k] for r in rs]):.4f}" if k == "semantic_score"
+            f"{np.mean([r.get(k, np.nan) for r in rs]):.4f}"
+            if k in ("semantic_score", "human_preference")
             else f"{1000 * np.mean([r[k] for r in rs]):.3f}" for k, _, _ in SCORES) + " |")
     lines.append("")
   lines += ["Coherence and completeness are in thousandths.", "",
             "Per-image wins of dnr against each method (images where dnr is better):", "",
-            "| task | method | SS | coherence | fine coherence |", "|---|---|---|---|---|"]
+            "| task | method | criterion | SS | coherence | fine coherence |",
+            "|---|---|---|---|---|---|"]
   for t in tasks:
     for m in methods:
       if m == "dnr":
@@ -288,10 +301,12 @@ def retargetme_table(rows: list[dict], ours: list[str]) -> str:
       if not pairs:
         continue
       n = len(pairs)
+      hp = sum(a.get("human_preference", np.nan) > b.get("human_preference", np.nan)
+               for a, b in pairs)
       ss = sum(a["semantic_score"] > b["semantic_score"] for a, b in pairs)
       co = sum(a["coherence"] < b["coherence"] for a, b in pairs)
       fc = sum(a["fine_coherence"] < b["fine_coherence"] for a, b in pairs)
-      lines.append(f"| {t} | {m} | {ss} of {n} | {co} of {n} | {fc} of {n} |")
+      lines.append(f"| {t} | {m} | {hp} of {n} | {ss} of {n} | {co} of {n} | {fc} of {n} |")
   return "\n".join(lines) + "\n"
 
 

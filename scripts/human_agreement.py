@@ -92,7 +92,7 @@ def measures(w, src: np.ndarray, out: np.ndarray, src_energy: dict) -> dict[str,
   m["neg_coherence"] = -float(b["coherence"])
   m["neg_completeness"] = -float(b["completeness"])
   m["neg_bds"] = m["neg_coherence"] + m["neg_completeness"]
-  m |= {f"neg_{k}": -v for k, v in human.features(src, out).items()}
+  m |= {f"neg_{k}": -v for k, v in human.features(src, out, w).items()}
   return m
 
 

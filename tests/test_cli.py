@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dnr_jax import config
 from dnr_jax.nn import weights as weights_lib
 
 
@@ -39,7 +38,7 @@ def test_flagfile_run_writes_output_report_and_debug(setup):
   flagfile.write_text(f"--input={img}\n--output={d}/out.png\n--width_ratio=0.75\n"
                       f"--vgg_weights={wpath}\n--steps=3\n--chunk=3\n--refine_steps=2\n"
                       f"--save_debug\n--report={d}/report.json\n--noprogress\n"
-                      "--alternatives=\n")  # (empty: the configured operator alone)
+                      "--crop_shares=\n")  # (empty: the paper's seams and warp)
   code, _, err = run(f"--flagfile={flagfile}")
   assert code == 0, err
   first = err.splitlines()[0]
@@ -51,47 +50,36 @@ def test_flagfile_run_writes_output_report_and_debug(setup):
   assert report["output_size"] == {"height": 64, "width": 72}
   assert len(report["losses"]["reconstruction"]) == 3
   assert report["seams_removed"]["width"]["block5_pool"] >= 1
-  # a 24 px shrink is too small for a crop (32 px steps): the paper's operator
   assert report["cropped"] == {"width": {"kept_from": 0, "kept_to": 96, "cropped_px": 0}}
-  assert report["operator"] == "seams+warp" and report["operator_semantic_scores"] == {}
+  assert report["operator"] == "seams+warp" and report["operator_merits"] == {}
   assert 0 < report["scores"]["semantic_score_block5_conv1"]
+  assert isinstance(report["scores"]["human_preference"], float)
   for name in ("importance", "seams_width", "targets", "stages", "loss"):
     assert (d / f"out_{name}.png").is_file(), name
 
 
-@pytest.mark.slow
-def test_alternatives_name_the_chosen_operator_in_the_report(setup):
+def test_the_audition_names_the_chosen_operator_in_the_report(setup):
+  """The default: the crop shares auditioned, the merit of each in the report, the
+  highest chosen, no Eq. 4; without a report nothing is scored."""
   d, wpath, img = setup
-  code, _, err = run(f"--input={img}", f"--output={d}/alt.png", "--width_ratio=0.5",
-                     "--alternatives=crop,seams", "--alternative_steps=2",
-                     "--alternative_margin=0",
-                     f"--vgg_weights={wpath}", "--steps=1", "--chunk=1", "--noprogress",
-                     f"--report={d}/alt.json")
-  assert code == 0, err
-  report = json.loads((d / "alt.json").read_text())
-  scores, lost = report["operator_semantic_scores"], report["operator_completeness"]
-  torn = report["operator_fine_coherence"]
-  assert set(scores) == set(lost) == set(torn) == {"crop+warp", "crop", "seams"}
-  op = config.OperatorConfig()  # the weights' defaults
-  merit = {n: scores[n] - op.alternative_completeness_weight * lost[n]
-           - op.alternative_fine_coherence_weight * torn[n] for n in scores}
-  assert report["operator"] == max(merit, key=merit.get)
-  # by default the warp alone is auditioned beside crop+warp
   code, _, err = run(f"--input={img}", f"--output={d}/dflt.png", "--width_ratio=0.5",
-                     f"--vgg_weights={wpath}", "--steps=1", "--chunk=1", "--noprogress",
-                     f"--report={d}/dflt.json")
+                     f"--vgg_weights={wpath}", "--noprogress", f"--report={d}/dflt.json")
   assert code == 0, err
   report = json.loads((d / "dflt.json").read_text())
-  assert set(report["operator_semantic_scores"]) == {"crop+warp", "warp"}
-  assert report["operator"] in report["operator_semantic_scores"]
-  # --alternatives= (empty) turns the choice off
+  merits, parts = report["operator_merits"], report["operator_merit_parts"]
+  assert list(merits) == ["warp", "crop25+warp", "crop50+warp", "crop75+warp",
+                          "crop90+warp", "crop"]
+  assert set(parts) == {"squeeze", "lost"} and set(parts["lost"]) == set(merits)
+  assert report["operator"] == max(merits, key=merits.get)
+  assert report["losses"]["reconstruction"] == [] and report["plan"][0][
+      "reconstruction_steps"] == 0
+  assert np.asarray(Image.open(d / "dflt.png")).shape == (64, 48, 3)
+  # one share: no choice to make, its operator named
   code, _, err = run(f"--input={img}", f"--output={d}/one.png", "--width_ratio=0.5",
-                     "--alternatives=", f"--vgg_weights={wpath}", "--steps=1", "--chunk=1",
-                     "--noprogress", f"--report={d}/one.json")
+                     "--crop_shares=1", f"--vgg_weights={wpath}", "--noprogress",
+                     f"--report={d}/one.json")
   assert code == 0, err
-  report = json.loads((d / "one.json").read_text())
-  assert report["operator"] == "crop+warp" and report["operator_semantic_scores"] == {}
-  assert np.asarray(Image.open(d / "alt.png")).shape == (64, 48, 3)
+  assert json.loads((d / "one.json").read_text())["operator"] == "crop"
 
 
 @pytest.mark.slow

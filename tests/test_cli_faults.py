@@ -278,7 +278,8 @@ def test_sigterm_mid_optimisation_keeps_the_best_image(env):
   src = photo_file(env, d)
   code, err = _interrupt_run(
       [f"--input={src}", f"--output={d}/o.png", "--width_ratio=0.75", "--steps=100000",
-       "--chunk=1", f"--vgg_weights={env['weights']}", f"--report={d}/r.json"],
+       "--chunk=1", "--preset=paper", f"--vgg_weights={env['weights']}",
+       f"--report={d}/r.json"],
       r"reconstruction: started", 0.5, sig=signal.SIGTERM)
   assert code == 130, err
   assert "Traceback" not in err
@@ -371,7 +372,8 @@ def test_existing_output_needs_overwrite(env):
     ("--width_ratio=nan", "width_ratio"), ("--max_pixels=0", "max_pixels"),
     ("--work_size=10", "work_size"), ("--steps=-1", "steps"), ("--grid_cell=0", "grid_cell"),
     ("--forward_weight=-1", "forward_weight"), ("--percentile=101", "percentile"),
-    ("--crop_share=1.5", "crop_share"),
+    ("--crop_shares=1.5", "crop_shares"), ("--crop_lost_weight=-1", "crop_lost_weight"),
+    ("--plan_size=10", "plan_size"),
 ])
 def test_numeric_flags_are_validated(env, flag, pattern, capsys):
   d = case_dir(env, "num_" + re.sub(r"\W", "_", flag))
@@ -464,16 +466,10 @@ def test_inputs_matrix(env, kind, code, pattern):
     (["--width_ratio=0.5", "--target_width=40"], "not both"), ([], "give the output size"),
     (["--target_width=20"], "32 px"), (["--width_ratio=0.8", "--init=bogus"], "init"),
     (["--width_ratio=0.8", "--seam_style=bogus"], "seam_style"),
-    (["--width_ratio=0.8", "--crop_candidates=0"], "crop_candidates"),
-    (["--width_ratio=0.8", "--alternatives=crop,bogus"], "alternatives"),
-    (["--width_ratio=0.8", "--alternative_steps=-1"], "alternative_steps"),
-    (["--width_ratio=0.8", "--alternative_margin=2"], "alternative_margin"),
+    (["--width_ratio=0.8", "--crop_shares=0.5,bogus"], "crop_shares"),
+    (["--width_ratio=0.8", "--crop_shares=0.5,0.5"], "crop_shares"),
     (["--width_ratio=0.8", "--warp_power=-1"], "warp_power"),
     (["--width_ratio=0.8", "--warp_power=100"], "warp_power"),
-    (["--width_ratio=0.8", "--alternative_completeness_weight=-1"],
-     "alternative_completeness_weight"),
-    (["--width_ratio=0.8", "--alternative_fine_coherence_weight=-1"],
-     "alternative_fine_coherence_weight"),
     (["--width_ratio=0.8", "--layers=block9_conv9"], "unknown vgg19 layer"),
     (["--width_ratio=0.8", "--output={d}/o.xyz"], "unknown image file extension"),
 ])

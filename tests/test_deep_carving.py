@@ -7,8 +7,6 @@ import pytest
 from dnr_jax.ops import column_maps
 from dnr_jax import config
 from dnr_jax.resizing import deep_carving
-from dnr_jax.quality import metrics
-from dnr_jax import resizing
 from dnr_jax.ops import receptive
 from dnr_jax.nn import vgg
 
@@ -121,111 +119,9 @@ def test_shrinking_keeps_the_border_columns_at_the_border(random_weights, small_
   assert not removed[:, :3].any() and not removed[:, -3:].any()
 
 
-def test_crop_size_takes_a_share_of_one_shrinking_axis_in_deepest_strides():
-  share = config.OperatorConfig(crop_share=0.75, crop_share_growth=0.0)
-  # 640 -> 320: 0.75 * 320 = 240 -> 224 (a multiple of block5_pool's stride 32)
-  assert deep_carving.crop_size(share, (480, 640), (480, 320)) == (1, 224)
-  assert deep_carving.crop_size(share, (640, 480), (320, 480)) == (0, 224)  # height
-  # the share grows with the shrink beyond 25%: 0.75 at 640 -> 480, 0.9 at 640 -> 320
-  growing = config.OperatorConfig(crop_share=0.75, crop_share_growth=0.6)
-  assert deep_carving.crop_share(growing, 640, 480) == pytest.approx(0.75)
-  assert deep_carving.crop_share(growing, 640, 320) == pytest.approx(0.9)
-  assert deep_carving.crop_size(growing, (480, 640), (480, 480)) == (1, 96)  # 120 -> 96
-  assert deep_carving.crop_size(growing, (480, 640), (480, 320)) == (1, 288)
-  assert deep_carving.crop_share(config.OperatorConfig(crop_share=0.0), 640, 320) == 0.0
-  # it always leaves the seams and the warp something to do
-  assert deep_carving.crop_size(config.OperatorConfig(crop_share=1.0), (64, 96), (64, 64)) == (1, 0)
-  assert deep_carving.crop_size(config.OperatorConfig(crop_share=1.0), (64, 160), (64, 64)) == (1, 64)
-  paper = config.OperatorConfig(crop_share=0.0)
-  for off in [deep_carving.crop_size(paper, (480, 640), (480, 320)),  # the paper's operator
-              deep_carving.crop_size(share, (480, 640), (400, 320)),  # both axes change
-              deep_carving.crop_size(share, (480, 640), (480, 320), masked=True),
-              deep_carving.crop_size(share, (480, 640), (480, 900))]:  # enlarging
-    assert off[1] == 0
-  with pytest.raises(ValueError, match="crop_share"):
-    config.OperatorConfig(crop_share=1.5)
+def test_seam_style_is_checked():
   with pytest.raises(ValueError, match="seam_style"):
     config.OperatorConfig(seam_style="slanted")
-  for bad in (0, 2.5):
-    with pytest.raises(ValueError, match="crop_candidates"):
-      config.OperatorConfig(crop_candidates=bad)
-
-
-def test_crop_candidates_rank_windows_by_semantic_energy():
-  e = np.ones((4, 40), np.float32)  # block5_conv1 (stride 16): 640 px
-  e[:, 30:34] = 50.0  # the strongest subject, right
-  e[:, 4:8] = 20.0  # a weaker one, left
-  # crop 256 px in steps of 32 (the deepest layer's stride): windows of 24 columns
-  starts = np.asarray(deep_carving.crop_candidates(jnp.asarray(e), 640, 256, 32,
-                                                   "block5_conv1", 3))
-  assert starts.shape == (3,) and len(set(starts.tolist())) == 3
-  assert np.all(starts % 32 == 0) and np.all((starts >= 0) & (starts <= 256))
-  first = starts[0] // 16
-  assert first <= 30 and first + 24 >= 34  # the best window holds the strong subject
-  scores = np.asarray(deep_carving.crop_window_scores(jnp.asarray(e), 640, 256, 32,
-                                                      "block5_conv1"))
-  assert np.all(np.diff(scores[starts // 32]) <= 0)  # best first
-  # more candidates asked than windows: every window once
-  every = np.asarray(deep_carving.crop_candidates(jnp.asarray(e), 640, 64, 32,
-                                                  "block5_conv1", 5))
-  assert sorted(every.tolist()) == [0, 32, 64]
-
-
-@pytest.mark.parametrize("axis", [1, 0])
-def test_the_semantic_crop_keeps_the_window_of_most_semantic_energy(random_weights,
-                                                                     small_photo, axis):
-  """Every window a candidate: the kept window is the crop
-  whose own Eq. 5 numerator (block5_conv1 energy) is highest, found by brute force."""
-  image = np.concatenate([np.full_like(small_photo[:, :32], 90), small_photo,
-                          small_photo[:, ::-1][:, :64]], axis=1)  # 64 x 192
-  if axis == 0:
-    image = np.ascontiguousarray(image.transpose(1, 0, 2))
-  out_hw = (64, 96) if axis == 1 else (96, 64)
-  op = config.OperatorConfig(crop_share=0.75, crop_share_growth=0.0, crop_candidates=99,
-                             alternatives=())
-  cfg = config.RetargetConfig(operator=op, reconstruction=config.ReconstructionConfig(steps=0))
-  prep = resizing.prepare(random_weights, jnp.asarray(image, jnp.float32), out_hw, cfg)
-  plan = prep.plan.width if axis == 1 else prep.plan.height
-  crop = deep_carving.crop_size(op, image.shape[:2], out_hw)[1]
-  assert crop == 64
-  window = 192 - crop
-  energy = {}
-  for start in range(0, crop + 1, 32):
-    piece = image[:, start:start + window] if axis == 1 else image[start:start + window]
-    energy[start] = float(metrics.feature_energy(random_weights, jnp.asarray(piece)))
-  best = max(energy, key=energy.get)
-  shallow = plan.maps["block1_conv2"]
-  lo, hi = int(shallow.index0.min()), int(shallow.index1.max())
-  assert best <= lo and hi <= best + window - 1, (energy, lo, hi)
-  assert abs(hi - lo - (window - 1)) <= 2  # the warp alone: the whole window, squeezed
-
-
-@pytest.mark.parametrize("axis", [1, 0])
-def test_a_cropped_plan_samples_only_inside_the_window(random_weights, small_photo, axis):
-  """The rest of a cropped shrink is Eq. 3's warp alone: no seam at any layer, the
-  pixel map monotone and inside one window of the crop's width; the importance and
-  removed maps are the whole image's (for the pictures)."""
-  image = np.concatenate([small_photo] * 2, axis=1)  # 64 x 192
-  if axis == 0:
-    image = np.ascontiguousarray(image.transpose(1, 0, 2))  # 192 x 64
-  out_hw = (64, 96) if axis == 1 else (96, 64)
-  cfg = config.RetargetConfig(
-      operator=config.OperatorConfig(crop_share=0.75, crop_share_growth=0.0,
-                                     alternatives=()),
-      reconstruction=config.ReconstructionConfig(steps=0))
-  prep = resizing.prepare(random_weights, jnp.asarray(image, jnp.float32), out_hw, cfg)
-  plan = prep.plan.width if axis == 1 else prep.plan.height
-  crop = deep_carving.crop_size(cfg.operator, image.shape[:2], out_hw)[1]
-  assert crop == 64
-  assert all(int(n) == 0 for n in plan.num_removed.values())
-  shallow = plan.maps["block1_conv2"]
-  lo, hi = int(shallow.index0.min()), int(shallow.index1.max())
-  assert lo % 32 == 0 and hi <= lo + 192 - crop - 1
-  assert np.all(np.diff(np.asarray(shallow.index0) + np.asarray(shallow.weight1), axis=1) > 0)
-  assert plan.importance["block1_conv2"].shape[1] == 192
-  assert plan.removed["block1_conv2"].shape[1] == 192
-  # the initial image is the plan's pixel map applied to the whole image
-  assert prep.init.shape[:2] == out_hw
 
 
 @pytest.mark.parametrize("seam_style", ["fast", "straight"])
@@ -243,7 +139,7 @@ def test_straight_seams_keep_out_of_a_deep_object(seam_style):
   feats = {"block1_conv2": jnp.asarray(shallow, jnp.float32),
            "block2_conv2": jnp.asarray(deep, jnp.float32)}
   cfg = config.OperatorConfig(layers=layers, percentile=100.0, forward_weight=0.0,
-                              crop_share=0.0, seam_style=seam_style)
+                              crop_shares=(), seam_style=seam_style)
   plan = plan_resize(feats, (16, 64), (16, 48), cfg)
   assert int(plan.width.num_removed["block1_conv2"]) == 16
   assert not bool(plan.width.removed["block2_conv2"][:, 13:19].any())  # deep seams avoid it

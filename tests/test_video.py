@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import fractions
 import json
-import pathlib
 
 import av
 import numpy as np

@@ -48,7 +48,6 @@ from dnr_jax.cli.progress import ProgressView
 from dnr_jax.cli.progress import exit_now  # noqa: F401  (dnr_jax.cli.main calls it here)
 from dnr_jax.cli.progress import fmt_s
 from dnr_jax.cli.progress import in_worker
-from dnr_jax.cli import video_job
 from dnr_jax.config import RetargetConfig
 from dnr_jax.config import VideoConfig
 from dnr_jax.io import compilation
@@ -171,6 +170,9 @@ def run(job: Job, cfg: RetargetConfig, vcfg: VideoConfig = VideoConfig()) -> int
     except UserError as e:
       error_line(str(e))
       return EXIT_USAGE
+    # (imported here: the clip path's modules, scipy.sparse among them, cost a photo's
+    # run 0.4 s of start-up)
+    from dnr_jax.cli import video_job  # pylint: disable=g-import-not-at-top
     return video_job.run_clip(job, vcfg)
   entries: list[dict] = []
   view = ProgressView(job.progress)
@@ -314,7 +316,8 @@ def _run_one(p: _Planned, index: int, count: int, job: Job, cfg: RetargetConfig,
   logging.info("wrote %s in %.1f s (%s)", task.output, wall,
                ", ".join(f"{k} {v:.1f} s" for k, v in res.timings.items()))
   entry = report_lib.report_entry(task, image, res, cfg, weights, debug, wall, p.estimate,
-                                  p.plans, {"keep": job.keep_mask, "remove": job.remove_mask})
+                                  p.plans, {"keep": job.keep_mask, "remove": job.remove_mask},
+                                  score=bool(report_path(job)))
   if res.interrupted:
     print(f"dnr_jax: interrupted; wrote the best image so far to {task.output}",
           file=sys.stderr)
@@ -389,7 +392,8 @@ def _run_batch(group: list[_Planned], planned: list[_Planned], job: Job, cfg: Re
       results.append((EXIT_USAGE, {**fail_entry, "error": msg}))
       continue
     entry = report_lib.report_entry(task, image, res, cfg, weights, debug, wall, p.estimate,
-                                  p.plans, {"keep": job.keep_mask, "remove": job.remove_mask})
+                                    p.plans, {"keep": job.keep_mask, "remove": job.remove_mask},
+                                    score=bool(report_path(job)))
     entry["batch"] = {"size": len(loaded), "index": k, "devices": int(mesh.devices.size),
                       "seconds": round(wall, 3)}
     results.append((EXIT_OK, entry))

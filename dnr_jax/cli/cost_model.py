@@ -30,6 +30,7 @@ _DECODE_S_PER_PX = 2e-8
 _DOWNSCALE_S_PER_PX = 6e-8
 _PREPARE_S_PER_WORK_PX = 1.2e-5
 _PREPARE_S_PER_WORK_PX_SEAM = 4e-8
+_PREPARE_S_PER_WORK_PX_CANDIDATE = 5e-7
 _RECON_S_PER_OUT_PX_STEP = 1.7e-6
 _FULLRES_S_PER_OUT_PX = 1.75e-7
 _SAVE_S_PER_OUT_PX = 1.5e-7
@@ -40,7 +41,7 @@ _COMPILE_S_PER_WORK_PX = 2e-6
 _BASE_RSS = 1.0e9
 _RSS_PER_FULL_PX = 16.0
 _RSS_PER_WORK_PX = 1000.0
-_RSS_PER_WORK_PX_ALTERNATIVE = 2300.0  # each auditioned alternative operator
+_RSS_PER_WORK_PX_CANDIDATE = 200.0  # each crop share of the audition
 _DEVICE_PER_WORK_PX = 1200.0
 
 
@@ -75,7 +76,7 @@ class Estimate:
 
 def estimate(plan: plan_lib.Plan) -> Estimate:
   """The expected cost of running ``plan`` (:func:`dnr_jax.resizing.plan.make_plan`):
-  its sizes, its candidate operators and whether their audition and Eq. 4 run."""
+  its sizes, its audition's candidates and whether Eq. 4 runs."""
   s = plan.sizes
   image_hw, out_hw = s.image, s.out
   full_px = image_hw[0] * image_hw[1]
@@ -100,18 +101,13 @@ def estimate(plan: plan_lib.Plan) -> Estimate:
   if s.full_resolution:
     seconds["downscale"] = _DOWNSCALE_S_PER_PX * full_px
     seconds["full resolution"] = _FULLRES_S_PER_OUT_PX * (out_px + full_px)
-  # Operators auditioned beside the configured one (OperatorConfig.alternatives): each
-  # costs a plan and, with the configured one, the audition's Eq. 4 steps on an
-  # output-size image; their plans and activations are held together, so the prepare
-  # phase's memory grows too (measured on a 640x480 photo, 2026-11-27: peak RSS 2.67 GB
-  # with two alternatives against 1.28 GB with none, ~2300 bytes per working pixel per
-  # alternative; on a 12 MP photo 2.68 GB; the device term is not measured on a GPU).
-  k = len(plan.candidates)
-  if k > 1:
-    seconds["prepare"] += ((k - 1) * (_PREPARE_S_PER_WORK_PX * work_px
-                                      + _PREPARE_S_PER_WORK_PX_SEAM * work_px * seams)
-                           + k * plan.audition_steps * _RECON_S_PER_OUT_PX_STEP * work_out_px)
+  # The audition's candidates (Plan.crop_shares) share the image's forward pass; each
+  # adds its plan and its criterion (a small term per working pixel).
+  k = max(1, len(plan.crop_shares))
+  seconds["prepare"] += (k - 1) * _PREPARE_S_PER_WORK_PX_CANDIDATE * work_px
+  if plan.resampling and not s.full_resolution:  # the pixel map on the input's pixels
+    seconds["full resolution"] = _FULLRES_S_PER_OUT_PX * (out_px + full_px)
   rss = (_BASE_RSS + _RSS_PER_FULL_PX * (full_px + out_px)
-         + (_RSS_PER_WORK_PX + _RSS_PER_WORK_PX_ALTERNATIVE * (k - 1)) * work_px)
+         + (_RSS_PER_WORK_PX + _RSS_PER_WORK_PX_CANDIDATE * (k - 1)) * work_px)
   device = _DEVICE_PER_WORK_PX * work_px * k + 16.0 * (full_px + out_px)
   return Estimate(s.work, s.work_out, seconds, compile_s, rss, device)

@@ -38,16 +38,11 @@ HELP = {
     'layers': 'Feature layers of the deep operator.',
     'alpha': "Eq. 2 damping inside deeper seams' receptive fields.",
     'percentile': 'Seams after the first only while their mean importance is within this percentile of the deepest map.',
-    'crop_share': "Share (0..1) of a one-axis shrink taken by cropping first (at 75% width; see --crop_share_growth), the window of the most deep semantic energy (Eq. 5) among --crop_candidates; the grid warp alone does the rest. 0 = the paper's operator. Ignored with masks, when enlarging or when both axes change.",
-    'crop_share_growth': 'Crop share added per unit of relative shrink beyond 25% (0.6: --crop_share at 75% width, +0.15 at 50%).',
-    'crop_candidates': 'Crop windows scored by their own forward pass (each costs one forward pass of the crop).',
-    'alternatives': "Other operators planned beside the configured one for a one-axis shrink without masks; the plan whose image keeps the most deep features (Eq. 5) wins: crop (the crop window alone), warp (Eq. 3's warp alone: nothing cut, the least important columns squeezed), seams (the paper's feature-space seams carve the whole shrink, --seam_style=straight; they can tear a photo, docs/history/LAB_LOG.md). The default, warp, costs ~1 s and ~0.4 GB per 640x480 photo; crop,warp ~3 s; empty = the configured operator alone.",
-    'alternative_steps': "Eq. 4 steps each candidate operator's image runs before it is scored when a candidate carves seams (0 = score the raw pixel maps; a seams image's tears then count as content).",
-    'alternative_margin': "How much higher (semantic score, 0..1) an alternative's image must score than the configured operator's to be chosen.",
-    'alternative_completeness_weight': "Subtracted from a candidate operator's semantic score per unit of its image's completeness (lost patches; metrics.completeness).",
-    'alternative_fine_coherence_weight': "Subtracted from a candidate operator's semantic score per unit of its image's fine coherence (invented detail such as torn objects, at half size; metrics.fine_coherence).",
+    'crop_shares': "The audition of a one-axis shrink without masks: for each share (0..1), crop that share of the shrink (the window that loses the least salient content) and warp the rest (Eq. 3); the crop + warp that the human-calibrated criterion (quality.human) prefers is delivered as a resampling of the input, without Eq. 4. Empty = the paper's seams and warp for every job.",
+    'crop_lost_weight': "The audition's extra price of salient content a candidate loses (an object cut at the border), beyond the criterion's own: higher leaves more of the shrink to the warp when a crop would cut the subject.",
+    'plan_size': "Long side, in pixels, at which a resampling plan (the audition's crop + warp: no seams, no Eq. 4) is made before its pixel map is lifted onto the input's own pixels. 0: --work_size.",
     'grid_cell': 'Column-cell width of the warp (Eq. 3).',
-    'seam_style': "fast: below the deepest layer 1/32 of the width's seams per DP pass on Eq. 1/2's energy; straight (the seams alternative's): one seam per pass, the deeper layers' importance added to each shallower layer's energy and sideways steps charged, so that seams run straight instead of cutting a diagonal band across straight structures.",
+    'seam_style': "fast: below the deepest layer 1/32 of the width's seams per DP pass on Eq. 1/2's energy; straight: one seam per pass, the deeper layers' importance added to each shallower layer's energy and sideways steps charged, so that seams run straight instead of cutting a diagonal band across straight structures.",
     'axis_order': "When both axes change: auto = plan both orders and keep the one whose seams-and-warp image keeps more of the input's deep features (Eq. 5); or a fixed order.",
     'min_cell_scale': 'Smallest scale factor of a warp cell.',
     'warp_power': "Exponent (0-8) on the warp cells' importance (Eq. 3): above 1 the squeeze goes to the least important cells, 1 = Eq. 3 as written.",
@@ -55,7 +50,7 @@ HELP = {
     'loss_layers': 'Eq. 4 terms as layer:lambda.',
     'init': 'Initialisation of the reconstruction (section 4.3).',
     'steps': 'Adam steps of the reconstruction (Eq. 4); see --reconstruct_resamplings.',
-    'reconstruct_resamplings': 'Run the reconstruction also for a photo above --work_size whose plan carves no seams (a crop and/or warp: its pixel map on the full-size photo is otherwise the output): slower, and on RetargetMe its upsampled correction only drifted the tones.',
+    'reconstruct_resamplings': "Run the reconstruction also for a plan that carves no seams (the audition's crop + warp, whose pixel map on the input's own pixels is otherwise the output): slower, and at 100% it draws a diagonal hatch over foliage (issue 34); lifted to full resolution its correction only drifted the tones.",
     'learning_rate': 'Adam learning rate of the reconstruction, in 0..255 pixel units.',
     'chunk': 'Steps per jitted call (progress period).',
     'seed': 'Seed of the noise initialisation.',
@@ -139,6 +134,11 @@ def define_config_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
 def _value(k: Knob, raw):
   if k.field == "loss_layers":
     return parse_loss_layers(raw)
+  if k.field == "crop_shares":
+    try:
+      return tuple(float(x) for x in raw)
+    except ValueError:
+      raise ValueError(f"--crop_shares: {','.join(raw)!r} is not a list of numbers") from None
   if isinstance(k.default, tuple):
     return tuple(raw)
   return raw

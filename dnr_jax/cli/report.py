@@ -16,6 +16,7 @@ from dnr_jax.io import atomic_write
 from dnr_jax.io import image_io
 from dnr_jax.io import outputs
 from dnr_jax.ops import importance
+from dnr_jax.quality import human
 from dnr_jax.quality import metrics
 
 
@@ -114,8 +115,8 @@ def _operations(image_hw, res: resizing.Result) -> dict:
 
 def _cropped(image_hw, res: resizing.Result) -> dict:
   """Per shrunk axis, the input pixels the output comes from ("kept_from" to
-  "kept_to") and how many the crop before the seams took (OperatorConfig.crop_share;
-  0 when it did not crop)."""
+  "kept_to") and how many the crop took (the audition's crop share; 0 when it did not
+  crop)."""
   out = {}
   if res.removal_axis:  # two runs: the spans are the second run's
     return out
@@ -127,17 +128,31 @@ def _cropped(image_hw, res: resizing.Result) -> dict:
   return out
 
 
-def report_entry(task: outputs.Task, image, res: resizing.Result, cfg: RetargetConfig,
-                  weights, debug_files, wall, estimate: cost_model.Estimate,
-                  plans: list, job_masks: dict | None = None) -> dict:
-  """The report's entry of one image; ``plans``: the plan of each stage (the report
-  reads their decisions, it re-derives none)."""
-  job_masks = job_masks or {}
+def _scores(image, res: resizing.Result, weights) -> dict:
+  """The result's quality scores: Eq. 5 and bidirectional similarity at the working
+  size, and the human-calibrated criterion (quality.human) on the images themselves
+  (enlarging and two-axis results: not scored by it)."""
   small = res.output if res.output.shape[:2] == res.reconstructed.shape[:2] else None
   work_in = image if small is not None else visualize.resize_linear(image, res.work_hw)
   work_out = small if small is not None else visualize.resize_linear(res.output,
                                                                      res.reconstructed.shape[:2])
   scores = metrics.all_scores(weights, work_out, work_in)
+  one_axis_shrink = (res.output.shape[0] == image.shape[0]) != (
+      res.output.shape[1] == image.shape[1]) and all(
+          o <= i for o, i in zip(res.output.shape[:2], image.shape[:2]))
+  return {"semantic_score_block5_conv1": scores["semantic_score"], "scored_at": "working size",
+          "coherence": scores["coherence"], "completeness": scores["completeness"],
+          "human_preference": (human.human_preference(image, res.output, weights)
+                               if one_axis_shrink and weights.arch == "vgg19" else None)}
+
+
+def report_entry(task: outputs.Task, image, res: resizing.Result, cfg: RetargetConfig,
+                  weights, debug_files, wall, estimate: cost_model.Estimate,
+                  plans: list, job_masks: dict | None = None, score: bool = True) -> dict:
+  """The report's entry of one image; ``plans``: the plan of each stage (the report
+  reads their decisions, it re-derives none). ``score``: compute the quality scores
+  (a VGG forward pass and more: only when a report is written)."""
+  job_masks = job_masks or {}
   return {
       "input": str(task.source), "output": str(task.output), "status": "ok",
       "renamed_to_avoid_collision": task.renamed,
@@ -146,8 +161,7 @@ def report_entry(task: outputs.Task, image, res: resizing.Result, cfg: RetargetC
       "work_size": {"height": res.work_hw[0], "width": res.work_hw[1]},
       "device": jax.default_backend(),
       "compute_dtype": plans[-1].compute_dtype,
-      "plan": [{"operators": list(p.operators), "audition_steps": p.audition_steps,
-                "axis_order": p.axis_order, "reconstruction_steps": p.steps,
+      "plan": [{"operators": list(p.operators), "axis_order": p.axis_order, "reconstruction_steps": p.steps,
                 "refinement_steps": p.refine_steps, "keep": p.keep, "remove": p.remove}
                for p in plans],
       "operations": _operations(image.shape[:2], res),
@@ -156,18 +170,15 @@ def report_entry(task: outputs.Task, image, res: resizing.Result, cfg: RetargetC
       "seams_removed": res.seams_removed,
       "cropped": _cropped(image.shape[:2], res),
       "operator": res.operator,
-      "operator_semantic_scores": res.operator_scores,
-      "operator_completeness": res.operator_completeness,
-      "operator_fine_coherence": res.operator_fine_coherence,
+      "operator_merits": res.operator_scores,
+      "operator_merit_parts": res.operator_features,
       "masks": {"keep_mask": job_masks.get("keep"), "remove_mask": job_masks.get("remove"),
                 "kept_pixels_copied": res.keep_held, "removal_axis": res.removal_axis},
       "target_feature_shapes": {l: list(s) for l, s in res.target_shapes.items()},
       "losses": {"reconstruction": res.recon_losses, "refinement": res.refine_losses},
       "timings_s": {**{k: round(v, 3) for k, v in res.timings.items()}, "total": round(wall, 3)},
       "estimate": estimate.to_json(),
-      "scores": {"semantic_score_block5_conv1": scores["semantic_score"],
-                 "scored_at": "working size", "coherence": scores["coherence"],
-                 "completeness": scores["completeness"]},
+      "scores": _scores(image, res, weights) if score else None,
       "interrupted": res.interrupted,
       "debug_files": debug_files,
       "config": dataclasses.asdict(cfg),

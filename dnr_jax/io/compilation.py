@@ -1,10 +1,19 @@
-"""XLA compilations: JAX's persistent cache for the CLI, and counting what a run compiled.
+"""XLA compilations: the CLI's caches of compiled programs, and counting what a run compiled.
 
 A new (input size, output size) costs seconds of XLA compilation (the VGG forward, the
-deep plan and the unrolled Adam chunk). JAX's persistent compilation cache stores the
-compiled executables on disk, so a second run of the same sizes loads them instead of
-compiling. :func:`enable_persistent_cache` points it at a folder (by default under the
-user's cache dir) and caches every executable, not only those that took over a second.
+deep plan and the unrolled Adam chunk). :func:`enable_persistent_cache` points two disk
+caches at a folder (by default under the user's cache dir):
+
+- JAX's persistent compilation cache, for every executable (not only those that took
+  over a second): a second run of the same sizes loads them instead of compiling. JAX
+  still traces and lowers the Python function to find the entry (2 s of a 640x480
+  photo's 8 on the 2-core CPU);
+- an executable cache of the project's own (:func:`call`): the main programs (the
+  prepare phase, the Eq. 4 chunk, the lift) serialised whole
+  (``jax.experimental.serialize_executable``), keyed by the function, its static
+  arguments, its arguments' shapes, dtypes and shardings, the jax/jaxlib versions, the
+  devices and a hash of this package's source; a warm run loads them without tracing
+  (0.3 s instead of 3 s for the prepare phase).
 
 :class:`CompileCounter` counts, through ``jax.monitoring`` events (public API):
 - ``compilations``: XLA backend compilations that actually ran (a persistent-cache hit
@@ -17,10 +26,15 @@ user's cache dir) and caches every executable, not only those that took over a s
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
+import hashlib
+import logging
 import os
 import pathlib
+import pickle
 import threading
+from typing import Any, Callable
 
 import jax
 import jax.monitoring
@@ -52,7 +66,101 @@ def enable_persistent_cache(path: str | os.PathLike) -> pathlib.Path:
   jax.config.update("jax_compilation_cache_dir", str(folder))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  global _EXECUTABLES
+  _EXECUTABLES = folder / "executables"
+  _EXECUTABLES.mkdir(exist_ok=True)
   return folder
+
+
+def disable_executable_cache() -> None:
+  """Stops :func:`call` from reading or writing the disk (the compiled programs it
+  holds in memory are dropped too)."""
+  global _EXECUTABLES
+  _EXECUTABLES = None
+  _LOADED.clear()
+
+
+# --- The executable cache -------------------------------------------------------------------
+
+_EXECUTABLES: pathlib.Path | None = None  # set by enable_persistent_cache
+_LOADED: dict[str, Any] = {}  # key -> jax.stages.Compiled, for this process
+_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _source_hash() -> str:
+  """A hash of this package's Python source: a changed program never loads a stale
+  executable."""
+  root = pathlib.Path(__file__).resolve().parents[1]
+  h = hashlib.sha256()
+  for f in sorted(root.rglob("*.py")):
+    h.update(str(f.relative_to(root)).encode())
+    h.update(f.read_bytes())
+  return h.hexdigest()
+
+
+def _leaf_key(x) -> str:
+  if x is None:
+    return "None"
+  sharding = getattr(x, "sharding", None)
+  shape, dtype = getattr(x, "shape", ()), getattr(x, "dtype", type(x).__name__)
+  return f"{tuple(shape)}:{dtype}:{sharding if isinstance(x, jax.Array) else 'host'}"
+
+
+def _key(fn: Callable, args: tuple, static: dict) -> str:
+  leaves, tree = jax.tree_util.tree_flatten(args, is_leaf=lambda x: x is None)
+  devices = jax.devices()
+  parts = [getattr(fn, "__module__", ""), getattr(fn, "__qualname__", repr(fn)),
+           repr(sorted(static.items())), str(tree), *map(_leaf_key, leaves),
+           jax.__version__, getattr(jax.lib, "__version__", ""), jax.default_backend(),
+           f"{len(devices)}x{devices[0].device_kind}", _source_hash()]
+  return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:40]
+
+
+def _load(path: pathlib.Path):
+  from jax.experimental import serialize_executable  # pylint: disable=g-import-not-at-top
+  try:
+    payload, in_tree, out_tree = pickle.loads(path.read_bytes())
+    return serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
+  except FileNotFoundError:
+    return None
+  except Exception as e:  # pylint: disable=broad-except  (stale or damaged: rebuild it)
+    logging.warning("dnr_jax: the cached program %s could not be loaded (%s); rebuilding",
+                    path.name, e)
+    path.unlink(missing_ok=True)
+    return None
+
+
+def _save(path: pathlib.Path, compiled) -> None:
+  from jax.experimental import serialize_executable  # pylint: disable=g-import-not-at-top
+  try:
+    data = pickle.dumps(serialize_executable.serialize(compiled))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+  except Exception as e:  # pylint: disable=broad-except  (a cache: the run goes on)
+    logging.warning("dnr_jax: could not cache the compiled program %s (%s)", path.name, e)
+
+
+def call(fn: Callable, *args, **static):
+  """``fn(*args, **static)`` for a jitted ``fn`` whose static arguments are ``static``
+  (by name) and whose other arguments are ``args`` (positional; None for an absent
+  one), through the executable cache when :func:`enable_persistent_cache` is on."""
+  if _EXECUTABLES is None or any(isinstance(x, jax.core.Tracer)
+                                 for x in jax.tree_util.tree_leaves(args)):
+    return fn(*args, **static)  # (off, or inside a trace: retarget_pure)
+  key = _key(fn, args, static)
+  with _LOCK:
+    compiled = _LOADED.get(key)
+  if compiled is None:
+    path = _EXECUTABLES / f"{key}.exe"
+    compiled = _load(path)
+    if compiled is None:
+      compiled = fn.trace(*args, **static).lower().compile()
+      _save(path, compiled)
+    with _LOCK:
+      _LOADED[key] = compiled
+  return compiled(*args)
 
 
 @dataclasses.dataclass
@@ -162,6 +270,8 @@ def release_if_crowded(threshold: float = 0.5) -> tuple[int, int] | None:
   if maps is None or maps[0] <= threshold * maps[1]:
     return None
   jax.clear_caches()
+  with _LOCK:
+    _LOADED.clear()
   gc.collect()
   after = memory_maps()
   return maps[0], (after[0] if after else -1)

@@ -185,7 +185,9 @@ def warp_coords(cell_widths: jax.Array, num_src: jax.Array | int, w_out,
   edges = jnp.concatenate([jnp.zeros(1), jnp.cumsum(cell_widths)])
   edges = edges / edges[-1]
   v = (jnp.arange(w_out if length is None else length, dtype=jnp.float32) + 0.5) / w_out
-  cell = jnp.clip(jnp.searchsorted(edges, v, side="right") - 1, 0, n - 1)
+  # The cell holding each v: how many inner edges lie at or below it (a comparison
+  # matrix: cells are few, and it traces and compiles much faster than searchsorted).
+  cell = jnp.clip(jnp.sum(edges[None, 1:] <= v[:, None], axis=1), 0, n - 1)
   frac = (v - edges[cell]) / jnp.maximum(edges[cell + 1] - edges[cell], 1e-12)
   u = (cell.astype(jnp.float32) + jnp.clip(frac, 0.0, 1.0)) / jnp.asarray(n, jnp.float32)
   return u * jnp.asarray(num_src, jnp.float32) - 0.5

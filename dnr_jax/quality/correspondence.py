@@ -28,6 +28,10 @@ import numpy as np
 from PIL import Image
 
 
+WIDTH = 160  # the source's columns at the analysis resolution
+BANDS = 8  # horizontal bands of rows, each with its own map
+
+
 @dataclasses.dataclass(frozen=True)
 class Alignment:
   """The recovered map, in the working resolution.
@@ -98,7 +102,7 @@ def _monotone_paths(cost: np.ndarray, skip_cost: float) -> np.ndarray:
   return paths
 
 
-def align(source: np.ndarray, output: np.ndarray, width: int = 160, bands: int = 8,
+def align(source: np.ndarray, output: np.ndarray, width: int = WIDTH, bands: int = BANDS,
           skip_cost: float = 0.002) -> Alignment:
   """The per-band monotone column map from ``output`` back to ``source`` (uint8 RGB)."""
   (sh, sw), (oh, ow) = source.shape[:2], output.shape[:2]

@@ -1,156 +1,207 @@
-"""The operator audition and the axis order: the decisions made by looking at pixels.
+"""The decisions made by looking at pixels: the audition of the crop shares, the axis order.
 
-Every candidate operator of the plan (:attr:`dnr_jax.resizing.plan.Plan.candidates`:
-the configured one, then the alternatives crop / warp / seams for a one-axis shrink
-without masks) plans the image; the plan whose image keeps the most of the input's
-deep features is kept (Eq. 5, less what it lost and invented). For a two-axis job
-under ``axis_order="auto"`` both orders are planned and the one whose pixel map keeps
-more deep features wins (:func:`order_scores`). Both are pure and vmappable.
+**The audition** (a shrink of one axis without masks: :attr:`Plan.crop_shares`). For
+each share, the crop takes that share of the shrink and Eq. 3's warp alone does the rest
+on the crop. The crop's window is, of the windows of its width (every
+:data:`WINDOW_STEP` pixels), the one that loses the least of the source's most salient
+content (``quality.human``'s ``lost``), then the least saliency, near-ties to the
+centred window. Each candidate's pixel map is then scored by the human-calibrated
+criterion on that map, known exactly here (:func:`dnr_jax.quality.human.map_features`
+at the criterion's analysis resolution: the salient content it squeezes and loses),
+with lost content priced ``crop_lost_weight`` higher than the criterion prices it (a
+crop must not cut the subject when the warp can take that width), and the best is
+kept. One forward pass of the image serves every candidate: a crop's features are the
+image's, sliced (a deep layer's slice starts at the nearest position at or before the
+window's edge).
+
+Departs from the paper, whose operator is the seams and the warp alone: people prefer
+a crop to a squeeze unless the crop cuts the subject (the RetargetMe survey: the crop
+won 58% of its pairs, the warps 35-37%; ``quality.human``), and the seams tear what
+they cross.
+
+**The order phase** of a two-axis job under ``axis_order="auto"``: both orders are
+planned and the one whose pixel map keeps more deep features (Eq. 5) wins
+(:func:`order_scores`). Both are pure and vmappable.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dnr_jax.config import OperatorConfig
 from dnr_jax.nn import vgg
+from dnr_jax.ops import column_maps
 from dnr_jax.ops import importance
+from dnr_jax.quality import human
 from dnr_jax.quality import metrics
 from dnr_jax.resizing import deep_carving
-from dnr_jax.resizing import reconstruct
+
+WINDOW_STEP = 4  # crop window offsets tried, in working pixels
 
 
-def _semantic_crop(weights, image, sem_energy, axis: int, crop: int, layers, count: int):
-  """The crop window: (offset, the kept crop's features {layer: (h, w, c)}).
-
-  ``sem_energy`` (h, w) is the uncropped image's Eq. 5 summand (``metrics.SEMANTIC_LAYER``
-  energy per position); its column sums rank the windows
-  (:func:`deep_carving.crop_candidates`). The ``count`` best crops go through VGG as one
-  batch, and the crop whose own Eq. 5 numerator is highest is kept (the crop's border
-  features see its edge, which the ranking cannot), its features reused for the plan.
-  Cost: ``count`` forward passes of the crop instead of one."""
-  n = image.shape[axis]
-  sem = metrics.SEMANTIC_LAYER
-  starts = deep_carving.crop_candidates(sem_energy if axis == 1 else sem_energy.T, n, crop,
-                                        vgg.layer_stride(layers[-1], weights.arch), sem,
-                                        count, weights.arch)
-  windows = jax.vmap(lambda s: jax.lax.dynamic_slice_in_dim(image, s, n - crop, axis=axis))(
-      starts)
-  feats = vgg.features(weights, windows, tuple(dict.fromkeys((*layers, sem))))
-  # Ties (to float rounding) go to the better-ranked window: argmax takes the first.
-  best = jnp.argmax(jnp.sum(jnp.square(feats[sem]), axis=(1, 2, 3)))
-  return starts[best], {k: feats[k][best] for k in layers}
+def crop_pixels(share: float, n: int, n_out: int) -> int:
+  """The pixels a crop share takes of an ``n`` -> ``n_out`` shrink (static)."""
+  return int(round(share * (n - n_out)))
 
 
-def deep_plan(weights, image, out_hw, operator: OperatorConfig, keep=None, remove=None,
-              feats=None) -> deep_carving.ResizePlan:
-  """The deep operator's plan of one (working-size) image: its features (one forward
-  pass) -> :func:`deep_carving.plan_resize`, in the order ``operator.axis_order``
-  (resolved by the plan). With ``operator.crop_share`` (one shrinking axis, no masks)
-  a window is cropped first (:func:`deep_carving.crop_size`; chosen by
-  :func:`_semantic_crop`), the crop gets its own forward pass (its border features
-  then see the zero padding, like the output's) and plan (the warp alone), and the plan is
-  shifted back onto the whole image (:func:`deep_carving.uncrop`), so every later
-  phase sees an ordinary plan. The crop departs from the paper (whose operator is the
-  seams and the warp alone): it keeps subjects' proportions at large shrinks.
-  ``feats``: the image's features {layer: (h, w, c)} when already computed (they must
-  hold ``operator.layers`` and ``metrics.SEMANTIC_LAYER``; :func:`chosen_plan` shares
-  one forward pass)."""
+def lost_weight(operator: OperatorConfig) -> float:
+  """The audition's price of lost salient content: the criterion's, plus
+  ``operator.crop_lost_weight``."""
+  return -human.WEIGHTS["lost"] + operator.crop_lost_weight
+
+
+def _orient(x, axis: int):
+  """(h, w, ...) with the changing axis last of the two (height: transposed)."""
+  return x if axis == 1 else jnp.swapaxes(x, 0, 1)
+
+
+def analysis_columns(cmap: column_maps.ColumnMap, n_src: int,
+                     bands: int = human.BANDS) -> jax.Array:
+  """(bands, W') int32: the source column each output column of a block1 column map
+  (h, w') shows at the criterion's analysis resolution (``human.ANALYSIS_WIDTH``
+  source columns; the middle row of each band), as
+  :func:`dnr_jax.quality.correspondence.align` recovers it from images."""
+  h, w_out = cmap.index0.shape
+  f = min(1.0, human.ANALYSIS_WIDTH / n_src)
+  a_src, a_out = max(2, round(n_src * f)), max(1, min(round(n_src * f), round(w_out * f)))
+  rows = ((np.arange(bands) + 0.5) * h / bands).astype(np.int32)
+  i0, i1 = cmap.index0[rows].astype(jnp.float32), cmap.index1[rows].astype(jnp.float32)
+  pos = i0 + cmap.weight1[rows] * (i1 - i0)  # (bands, w') source pixel of each output one
+  x = (np.arange(a_out) + 0.5) * w_out / a_out - 0.5
+  at = jax.vmap(lambda p: jnp.interp(x, np.arange(w_out, dtype=np.float32), p))(pos)
+  return jnp.clip(jnp.floor((at + 0.5) * a_src / n_src), 0, a_src - 1).astype(jnp.int32)
+
+
+def _analysis_profiles(sal_maps: dict, hw: tuple[int, int]):
+  """:func:`human.band_profiles` of the image (oriented, (h, n)) at the analysis size."""
+  h, n = hw
+  f = min(1.0, human.ANALYSIS_WIDTH / n)
+  size = (max(2 * human.BANDS, round(h * f)), max(2, round(n * f)))
+  return human.band_profiles(human.deep_saliency(sal_maps, size), xp=jnp)
+
+
+def _window(hot: jax.Array, saliency: jax.Array, n: int, n_out: int, crop: jax.Array,
+            lost_weight: float) -> jax.Array:
+  """The offset of a ``crop``-pixel crop (traced) of a width-``n`` image: the window that
+  loses the least hot saliency ``hot`` (n,) at ``lost_weight`` (criterion units) and then
+  the least saliency ``saliency`` (n,) at a tenth of it, near-ties to the centred
+  window. Offsets every :data:`WINDOW_STEP` pixels (and ``crop`` itself)."""
+  starts = jnp.minimum(jnp.arange((n - n_out) // WINDOW_STEP + 2) * WINDOW_STEP, crop)
+  end = starts + n - crop
+
+  def lost(p):
+    total = jnp.concatenate([jnp.zeros((1,), jnp.float32), jnp.cumsum(p)])
+    return total[-1] - (total[end] - total[starts])
+
+  centred = jnp.abs(starts - 0.5 * crop) / jnp.maximum(crop, 1)
+  merit = -lost_weight * (lost(hot) + 0.1 * lost(saliency)) - 1e-6 * centred
+  return starts[jnp.argmax(merit)]
+
+
+def crop_warp_plan(imps: dict, n: int, n_out: int, operator: OperatorConfig,
+                   crop: jax.Array, offset: jax.Array, arch: str = "vgg19"
+                   ) -> deep_carving.AxisPlan:
+  """The width plan (on the whole image) of ``crop`` pixels cropped from ``offset`` on
+  (both traced) and Eq. 3's warp alone on the rest, from every layer's Eq. 1 map
+  ``imps`` {layer: (h_l, w_l)} (oriented: the width changes). The crop is the kept
+  columns of a seam plan (``kept`` starts at the window, ``num_valid`` is its width at
+  each layer), so every crop has the same shapes and the candidates vmap."""
+  layers = deep_carving.sort_layers(operator.layers, arch)
+  op = dataclasses.replace(operator, use_seams=False, crop_shares=())
+  kept, valid = {}, {}
+  for l in layers:
+    st, (h_l, w_l) = vgg.layer_stride(l, arch), imps[l].shape
+    valid[l] = jnp.maximum(vgg.layer_size(n_out, l, arch), (n - crop) // st).astype(jnp.int32)
+    start = jnp.minimum(offset // st, w_l - valid[l])
+    kept[l] = jnp.broadcast_to(jnp.minimum(start + jnp.arange(w_l), w_l - 1), (h_l, w_l)
+                               ).astype(jnp.int32)
+  cell_widths, n_cells = deep_carving.warp_cells(op, layers, imps, kept, valid, n, n_out)
+  maps = {l: column_maps.from_kept(kept[l], valid[l], column_maps.warp_coords(
+      cell_widths, valid[l], vgg.layer_size(n_out, l, arch))) for l in layers}
+  return deep_carving.AxisPlan(maps, {l: jnp.zeros(imps[l].shape, bool) for l in layers},
+                               {l: jnp.int32(0) for l in layers}, dict(imps), dict(imps),
+                               cell_widths, kept, valid, jnp.asarray(n_cells, jnp.int32))
+
+
+class Candidates(NamedTuple):
+  """The audition's candidates of one image, stacked (axis 0: the plan's crop shares)."""
+
+  plans: deep_carving.AxisPlan  # each on the whole image, oriented (height: transposed)
+  merits: jax.Array  # (k,) the criterion, lost content priced higher; higher wins
+  parts: dict  # {"squeeze", "lost"}: (k,) each
+  features: dict  # {layer: (h_l, w_l, c)} the image's features (the plan's layers)
+
+
+def candidates(weights, image, plan) -> Candidates:
+  """Every crop + warp candidate of the plan's crop shares (:attr:`Plan.crop_shares`)
+  for one (working-size) ``image``, planned from one forward pass and scored (module
+  docstring), vmapped over the shares. Static shapes: one executable, vmappable."""
+  layers, out_hw = plan.layers, plan.sizes.work_out
+  (h, w), (oh, ow) = image.shape[:2], out_hw
+  axis, n, n_out = (1, w, ow) if oh == h else (0, h, oh)
+  wanted = tuple(dict.fromkeys((*layers, *human.SALIENCY_LAYERS)))
+  feats = {k: v[0] for k, v in vgg.features(weights, image[None], wanted).items()}
+  imps = {l: _orient(importance.importance_map(f), axis) for l, f in feats.items()}
+  sal_maps = {l: imps[l] for l in human.SALIENCY_LAYERS}
+  hw = (h, n) if axis == 1 else (w, n)
+  sal = human.deep_saliency(sal_maps, hw)  # (h, n) at the working size, sums to 1
+  hot = jnp.sum(jnp.where(sal > jnp.quantile(sal, human.HOT_QUANTILE), sal, 0.0), 0)
+  band_sal, band_hot = _analysis_profiles(sal_maps, hw)
+  operator = plan.operator_config()
+  price = lost_weight(operator)
+
+  def one(crop):
+    offset = _window(hot, jnp.sum(sal, 0), n, n_out, crop, price)
+    p = crop_warp_plan({l: imps[l] for l in layers}, n, n_out, operator, crop, offset,
+                       weights.arch)
+    f = human.map_features(band_sal, band_hot, analysis_columns(p.maps[plan.shallow], n),
+                           None, xp=jnp)
+    merit = human.score(f) - operator.crop_lost_weight * f["lost"]
+    return p, merit.astype(jnp.float32), {k: f[k].astype(jnp.float32)
+                                          for k in ("squeeze", "lost")}
+
+  crops = jnp.asarray([crop_pixels(s, n, n_out) for s in plan.crop_shares], jnp.int32)
+  plans, merits, parts = jax.vmap(one)(crops)
+  return Candidates(plans, merits, parts, {l: feats[l] for l in layers})
+
+
+def chosen_plan(weights, image, plan):
+  """(ResizePlan, index, merits (k,), parts {squeeze, lost: (k,)}): of the
+  :func:`candidates`, the crop + warp whose merit is highest (the first of equals),
+  with its target features."""
+  c = candidates(weights, image, plan)
+  best = jnp.argmax(c.merits).astype(jnp.int32)
+  chosen = jax.tree_util.tree_map(lambda x: x[best], c.plans)
+  resize_plan = as_resize_plan(chosen, c.features, image.shape[:2], plan.sizes.work_out)
+  return resize_plan, best, c.merits, c.parts
+
+
+def as_resize_plan(axis_plan: deep_carving.AxisPlan, feats: dict, image_hw, out_hw
+                   ) -> deep_carving.ResizePlan:
+  """A one-axis plan as a :class:`deep_carving.ResizePlan` with the target features
+  ``feats`` resized by its maps (``feats`` empty: no targets)."""
+  width = image_hw[0] == out_hw[0]
+  t = (lambda x: x) if width else (lambda x: jnp.swapaxes(x, 0, 1))
+  targets = {l: t(column_maps.apply(t(f), axis_plan.maps[l])) for l, f in feats.items()}
+  return deep_carving.ResizePlan(axis_plan if width else None,
+                                 None if width else axis_plan, targets)
+
+
+def deep_plan(weights, image, out_hw, operator: OperatorConfig, keep=None, remove=None
+              ) -> deep_carving.ResizePlan:
+  """The configured operator's plan of one (working-size) image: its features (one
+  forward pass) -> :func:`deep_carving.plan_resize` (the seams and the warp, masks), in
+  the order ``operator.axis_order`` (resolved by the plan)."""
   layers = deep_carving.sort_layers(operator.layers, weights.arch)
   order = operator.axis_order if operator.axis_order != "auto" else "width_first"
-  axis, crop = deep_carving.crop_size(operator, image.shape[:2], out_hw, weights.arch,
-                                      masked=keep is not None or remove is not None)
-  sem = metrics.SEMANTIC_LAYER
-  wanted = tuple(dict.fromkeys((*layers, sem))) if crop else layers
-  if feats is None:
-    feats = {k: v[0] for k, v in vgg.features(weights, image[None], wanted).items()}
-  feats = {k: feats[k] for k in wanted}
-  if crop:  # Eq. 5's summand of the uncropped image, computed on the way down
-    sem_energy = jnp.sum(jnp.square(feats[sem]), axis=-1)
-    feats = {k: feats[k] for k in layers}
-  if not crop:
-    return deep_carving.plan_resize(feats, image.shape[:2], out_hw, operator, weights.arch,
-                                    keep=keep, remove=remove, order=order)
-  orient = (lambda x: x) if axis == 1 else (lambda x: jnp.swapaxes(x, 0, 1))
-  full_imp = {l: orient(importance.importance_map(f)) for l, f in feats.items()}
-  offset, feats = _semantic_crop(weights, image, sem_energy, axis, crop, layers,
-                                 operator.crop_candidates)
-  window_hw = list(image.shape[:2])
-  window_hw[axis] -= crop
-  # Eq. 3's warp alone does the rest of a cropped shrink: seams on the crop could cut
-  # a subject that fills it ("The rest of a cropped shrink by the warp alone").
-  operator = dataclasses.replace(operator, use_seams=False)
-  plan = deep_carving.plan_resize(feats, tuple(window_hw), out_hw, operator, weights.arch,
-                                  order=order)
-  name = "width" if axis == 1 else "height"
-  cells = max(1, round(image.shape[axis] / operator.grid_cell))  # a whole-image plan's
-  return plan._replace(**{name: deep_carving.uncrop(getattr(plan, name), offset, full_imp,
-                                                    weights.arch, cells)})
-
-
-def chosen_plan(weights, image, plan, loss_layers, learning_rate: float, keep=None,
-                remove=None):
-  """(plan, index, scores, lost, torn): of the plan's candidate operators
-  (:attr:`Plan.candidates`), the deep plan whose image keeps the most of the input's
-  deep features: the highest semantic score (Eq. 5) less
-  ``alternative_completeness_weight`` x the image's completeness
-  (:func:`metrics.completeness`: the input's patches it lost) and
-  ``alternative_fine_coherence_weight`` x its fine coherence
-  (:func:`metrics.fine_coherence`, half size: what it invented, a torn object), an
-  alternative only by more than ``alternative_margin``, ties to the configured
-  operator; ``scores``, ``lost`` and ``torn`` (k,) hold each candidate's. Each
-  candidate's image is its pixel map applied to the image (the reconstruction's
-  starting point) after ``plan.audition_steps`` steps of Eq. 4 (all candidates as one
-  vmapped batch; the plan runs them when a candidate carves seams, whose tears raise
-  the deep energy that the reconstruction then smooths away). The audition departs
-  from the paper, which has one operator. All candidates' plans are built (static
-  shapes: one executable, vmappable); the image's forward pass is computed once."""
-  operator = plan.operator_config()
-  out_hw = plan.sizes.work_out
-  cands = [(n, dataclasses.replace(op, axis_order=operator.axis_order))
-           for n, op in plan.candidates]
-  if len(cands) == 1:
-    return (deep_plan(weights, image, out_hw, cands[0][1], keep, remove),
-            jnp.zeros((), jnp.int32), jnp.ones((1,), jnp.float32),
-            jnp.zeros((1,), jnp.float32), jnp.zeros((1,), jnp.float32))
-  sem = metrics.SEMANTIC_LAYER
-  feats = {k: v[0] for k, v in vgg.features(
-      weights, image[None], tuple(dict.fromkeys((*plan.layers, sem)))).items()}
-  plans = [deep_plan(weights, image, out_hw, op, keep, remove, feats) for _, op in cands]
-  pictures = jnp.stack([deep_carving.apply_plan_to_layer(image, p, plan.shallow)
-                        for p in plans])
-  if plan.audition_steps:
-    lossy = tuple(l for l, lam in loss_layers if lam > 0)
-    targets = {l: jnp.stack([p.targets[l] for p in plans]) for l in lossy}
-
-    def audition(t, start):
-      state = reconstruct.init_state(start, learning_rate)
-      state, _ = reconstruct.run_chunk(
-          reconstruct.eq4_step(weights, t, loss_layers, learning_rate), state,
-          plan.audition_steps, unroll=reconstruct.default_unroll())
-      return reconstruct.final_image(state)
-
-    pictures = jax.vmap(audition)(targets, pictures)
-  kept = jnp.sum(jnp.square(vgg.features(weights, pictures, (sem,))[sem]), axis=(1, 2, 3))
-  scores = kept / jnp.sum(jnp.square(feats[sem]))
-  # What each picture lost of the image's patches (metrics.completeness, at 96 px high):
-  # Eq. 5 does not see a cut object whose neighbours carry as much deep energy.
-  lost = jax.vmap(lambda p: metrics.completeness(p, image))(pictures)
-  # What each picture invented at half size (metrics.fine_coherence): the seams' tears
-  # through an object (a cup's wall in a jagged step) are too fine for the 96-px scores.
-  torn = jax.vmap(lambda p: metrics.fine_coherence(jnp.clip(p, 0.0, 255.0), image))(pictures)
-  # An alternative must beat the configured operator by alternative_margin; the first
-  # of equals wins (the configured one).
-  handicap = jnp.where(jnp.arange(scores.shape[0]) > 0, operator.alternative_margin, 0.0)
-  merit = (scores - operator.alternative_completeness_weight * lost
-           - operator.alternative_fine_coherence_weight * torn - handicap)
-  best = jnp.argmax(merit).astype(jnp.int32)
-  chosen = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs)[best], *plans)
-  return (chosen, best, scores.astype(jnp.float32), lost.astype(jnp.float32),
-          torn.astype(jnp.float32))
+  feats = {k: v[0] for k, v in vgg.features(weights, image[None], layers).items()}
+  return deep_carving.plan_resize(feats, image.shape[:2], out_hw, operator, weights.arch,
+                                  keep=keep, remove=remove, order=order)
 
 
 def order_scores(weights, image, plan, keep=None) -> jax.Array:
@@ -160,7 +211,7 @@ def order_scores(weights, image, plan, keep=None) -> jax.Array:
   75% x 75% (docs/history/LAB_LOG.md, "Editing"): this criterion chose the order with
   the better output on all 5 photos where both orders were run. Cost: one forward
   pass, two plans and two forward passes of the small images."""
-  operator = plan.candidates[0][1]
+  operator = plan.operator
   feats = {k: v[0] for k, v in vgg.features(weights, image[None], plan.layers).items()}
   keep = None if keep is None else keep > 0.5
   scores = []

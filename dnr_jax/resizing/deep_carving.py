@@ -2,12 +2,9 @@
 
 For one axis (width; height is the same on transposed maps):
 
-0. Departure from the paper (``crop_share``, one shrinking axis, no masks): a share of
-   the shrink (:func:`crop_share`) is first cropped from the border, keeping the window
-   with the most semantic energy (Eq. 5's numerator; :func:`crop_size`,
-   :func:`crop_candidates`, the choice in ``audition``); the rest is done on the crop
-   (its own forward pass, in ``audition``) by the warp of step 4 alone, and
-   :func:`uncrop` puts the plan back on the whole image.
+0. Departure from the paper (one shrinking axis, no masks; ``resizing.audition``): a
+   share of the shrink is first cropped from the border and the warp of step 4 alone
+   does the rest: the crop is a plan whose kept columns start at the window.
 1. Importance S_l of every chosen layer (Eq. 1).
 2. Deepest layer L first: remove its minimum seams, always at least one, and more
    only while the next seam's mean importance is within the ``percentile`` of S_L.
@@ -61,7 +58,7 @@ class AxisPlan(NamedTuple):
   cell_widths: jax.Array  # (n_cells,) output widths of the warp cells, image pixels
   kept: dict  # layer -> (h_l, w_l or w_l + inserted) source column of each position
   num_valid: dict  # layer -> () int32 valid positions of ``kept`` (w_l -/+ seams)
-  # () int32: the real cells of ``cell_widths`` (zero-padded past it by :func:`uncrop`).
+  # () int32: the real cells of ``cell_widths`` (any past it are zero padding).
   num_cells: jax.Array
 
 
@@ -97,102 +94,7 @@ def seams_needed(forbid: jax.Array, width: int, out_width: int, min_scale: float
   return jnp.clip(jnp.ceil(need), 0, width - out_width).astype(jnp.int32)
 
 
-def crop_share(cfg: OperatorConfig, width: int, out_width: int) -> float:
-  """The share of a ``width`` -> ``out_width`` shrink that is cropped (static floats):
-  ``cfg.crop_share`` for shrinks up to 25%, then ``cfg.crop_share_growth`` more per
-  unit of relative shrink beyond, at most 1. With the
-  warp doing the rest, a larger shrink would otherwise
-  squeeze the crop more: 0.75 at 75% width leaves the warp 12% of the crop window (640
-  px wide), 0.9 at 50% leaves it 9% where 0.75 left 23%."""
-  if cfg.crop_share <= 0:
-    return 0.0
-  beyond = max(0.0, 1.0 - out_width / width - 0.25)
-  return float(min(1.0, cfg.crop_share + cfg.crop_share_growth * beyond))
-
-
-def crop_size(cfg: OperatorConfig, image_hw: tuple[int, int], out_hw: tuple[int, int],
-              arch: str = "vgg19", masked: bool = False) -> tuple[int, int]:
-  """(axis, pixels) the operator crops before carving (static: 0 pixels = no crop).
-
-  :func:`crop_share` of the shrink, rounded down to a multiple of the deepest layer's
-  stride S (so the crop window starts on a position of every layer) and leaving at
-  least one pixel to the seams and the warp. Only when exactly one axis shrinks and no
-  mask is given (``masked``): a keep mask's pixels may lie at the border, and a
-  two-axis job plans each axis on the other's result.
-  """
-  (h, w), (oh, ow) = image_hw, out_hw
-  if cfg.crop_share <= 0 or masked or (oh == h) == (ow == w):
-    return 0, 0
-  axis, n, n_out = (1, w, ow) if oh == h else (0, h, oh)
-  if n_out >= n:
-    return axis, 0
-  stride = vgg.layer_stride(sort_layers(cfg.layers, arch)[-1], arch)
-  crop = int(crop_share(cfg, n, n_out) * (n - n_out)) // stride * stride
-  return axis, max(0, min(crop, (n - n_out - 1) // stride * stride))
-
-
-def crop_window_scores(profile_map: jax.Array, width: int, crop: int, step: int,
-                       layer: str, arch: str = "vgg19") -> jax.Array:
-  """The score of every crop window start (0, ``step``, 2 ``step``, ... ``crop`` pixels;
-  positions of ``layer`` rounded down): the sum over the window's columns of
-  ``profile_map`` (h_l, w_l) at ``layer`` (width axis last), minus a tie-break of 1e-6 of
-  the whole map's sum per start away from the centred window. (n_starts,) float32."""
-  stride = vgg.layer_stride(layer, arch)
-  profile = profile_map.astype(jnp.float32).mean(axis=0)
-  window = vgg.layer_size(width - crop, layer, arch)
-  starts = jnp.arange(crop // step + 1) * step // stride
-  total = jnp.concatenate([jnp.zeros((1,), jnp.float32), jnp.cumsum(profile)])
-  kept = total[jnp.minimum(starts + window, profile.shape[0])] - total[starts]
-  centred = jnp.abs(jnp.arange(starts.shape[0]) - 0.5 * (starts.shape[0] - 1))
-  return kept - 1e-6 * total[-1] * centred
-
-
-def crop_candidates(semantic_energy: jax.Array, width: int, crop: int, step: int,
-                    layer: str, count: int, arch: str = "vgg19") -> jax.Array:
-  """The ``count`` most promising crop window starts (traced int32 pixels, multiples of
-  ``step``, best first; fewer when there are fewer windows): the windows whose columns
-  hold the most of the uncropped image's semantic energy ``semantic_energy`` (h_l, w_l)
-  = ||F_l(I)(i, j, *)||^2 at ``layer`` (Eq. 5's summand, width axis last), near-ties to
-  the centred window. The audition then scores each candidate crop's own Eq. 5
-  numerator (its border features see the crop's edge) and keeps the best."""
-  score = crop_window_scores(semantic_energy, width, crop, step, layer, arch)
-  k = min(count, score.shape[0])
-  return (jax.lax.top_k(score, k)[1] * step).astype(jnp.int32)
-
-
-def uncrop(plan: AxisPlan, offset: jax.Array, importance_full: Mapping[str, jax.Array],
-           arch: str = "vgg19", cells: int = 0) -> AxisPlan:
-  """An axis plan made on a crop starting ``offset`` pixels in (:func:`crop_candidates`),
-  expressed on the uncropped image: every layer's source columns shift by offset /
-  stride, the removed and damped maps are placed in full-width zeros, and the
-  importance is the uncropped image's (``importance_full``, the plan's orientation).
-  ``kept`` is padded to the full width (positions past ``num_valid`` repeat the last
-  one, as nothing reads them), so every leaf has the shape of a plan made on the whole
-  image and plans of different operators can be selected between (audition); so are
-  the warp's ``cell_widths``, with zero cells up to ``cells`` (``num_cells`` says how
-  many are real)."""
-  maps, kept, removed, damped = {}, {}, {}, {}
-  for layer, cm in plan.maps.items():
-    o = offset // vgg.layer_stride(layer, arch)
-    maps[layer] = column_maps.ColumnMap(cm.index0 + o, cm.index1 + o, cm.weight1)
-    full = importance_full[layer].shape
-    shifted = plan.kept[layer] + o.astype(plan.kept[layer].dtype)
-    kept[layer] = jnp.pad(shifted, ((0, 0), (0, max(0, full[1] - shifted.shape[1]))),
-                          mode="edge")
-
-    def place(x, o=o, full=full):
-      return jax.lax.dynamic_update_slice(jnp.zeros(full, x.dtype), x, (0, o))
-
-    removed[layer] = place(plan.removed[layer])
-    damped[layer] = place(plan.damped[layer])
-  widths = plan.cell_widths
-  widths = jnp.pad(widths, (0, max(0, cells - widths.shape[0])))
-  return plan._replace(maps=maps, kept=kept, removed=removed, damped=damped,
-                       importance=dict(importance_full), cell_widths=widths)
-
-
-# The "straight" seam style (``OperatorConfig.seam_style``, the "seams" alternative of
-# the audition): each shallower layer's energy adds the deeper layers' importance at this
+# The "straight" seam style (``OperatorConfig.seam_style``): each shallower layer's energy adds the deeper layers' importance at this
 # weight (x the layer's mean), and every sideways step of a seam costs this many times
 # the layer's mean energy, one seam per DP pass, so that many seams do not remove a
 # cheap diagonal valley as a slanted band (docs/history/LAB_LOG.md, "Seams that run
@@ -249,8 +151,9 @@ def _border_band(w: int, enlarge: bool, shallowest: bool, masked: bool) -> int:
   return 0
 
 
-def _warp_cells(cfg: OperatorConfig, layers, imps, kept_all, valid, forbid_shallow,
-                image_width: int, out_width: int, enlarge: bool, masked: bool):
+def warp_cells(cfg: OperatorConfig, layers, imps, kept_all, valid, image_width: int,
+               out_width: int, forbid_shallow=None, enlarge: bool = False,
+               masked: bool = False):
   """Eq. 3: (cell_widths, n_cells), the warp's output cell widths from every layer's
   carved importance in normalised coordinates. With a keep mask the cells are 4x
   finer, so that a large kept region still leaves free cells beside it."""
@@ -373,8 +276,8 @@ def plan_width(feats: Mapping[str, jax.Array], image_width: int, out_width: int,
     deeper = layer
 
   shallow = layers[0]
-  cell_widths, n_cells = _warp_cells(cfg, layers, imps, kept_all, valid, forbid.get(shallow),
-                                     image_width, out_width, enlarge, masked)
+  cell_widths, n_cells = warp_cells(cfg, layers, imps, kept_all, valid, image_width,
+                                    out_width, forbid.get(shallow), enlarge, masked)
   for layer in layers:
     w_out = vgg.layer_size(out_width, layer, arch)
     coords = column_maps.warp_coords(cell_widths, valid[layer], w_out)

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dnr_jax.config import RetargetConfig
+from dnr_jax.io import compilation
 from dnr_jax.ops import column_maps
 from dnr_jax.ops import resample
 from dnr_jax.resizing import deep_carving
@@ -209,8 +210,10 @@ def _correction_tile(final, init, out_hw, start, tile, out_len):
 
 def full_resolution(image: jax.Array, prep, work_final: jax.Array, s,
                     cfg: RetargetConfig, shallow: str, tile: int | None = None,
-                    progress: Callable[[int, int], None] | None = None):
-  """The output at full resolution: lifted maps on the full pixels + ``up(final - init)``.
+                    progress: Callable[[int, int], None] | None = None,
+                    correct: bool = True):
+  """The output at full resolution: lifted maps on the full pixels + ``up(final - init)``
+  (``correct=False``: the lifted maps alone, for a plan that ran no Eq. 4).
 
   ``tile=None`` computes everything in one piece (pure, jit/vmap-able, returns a jax
   array); an integer runs host loops over row tiles of that many rows (memory bounded
@@ -252,8 +255,8 @@ def full_resolution(image: jax.Array, prep, work_final: jax.Array, s,
     src = np.asarray(src)
     lift = pad_lift(jax.device_get(lift))
     band = lambda st: jax.device_put(pad_to(src[st:st + tile], (tile, cls(cols))))
-    return run(lambda st, n: lifted_tile(band(int(st)), lift, st, size,
-                                                 np.int32(out_cols), length),
+    return run(lambda st, n: compilation.call(lifted_tile, band(int(st)), lift, st, size,
+                                              np.int32(out_cols), out_len=length),
                rows, out_cols, length)
 
   xp = np if host else jnp
@@ -273,6 +276,10 @@ def full_resolution(image: jax.Array, prep, work_final: jax.Array, s,
     base = _resize(image, (oh, ow), "linear")
   else:  # noise init: the input's detail has no place to go; upsample the result
     base = _resize(init, (oh, ow), "cubic")
+  if not correct:
+    if progress:
+      progress(total, total)
+    return xp.clip(xp.asarray(base, xp.float32), 0.0, 255.0)
   if not host:
     out_size = (np.int32(oh), np.int32(ow))
     corr = run(lambda st, n: _correction_tile(work_final, init, out_size, st, n, (oh, ow)),
@@ -289,13 +296,13 @@ def full_resolution(image: jax.Array, prep, work_final: jax.Array, s,
 
 
 def full_resolution_tiled(image, prep, work_final, s, cfg: RetargetConfig,
-                          shallow: str, progress: Callable[[int, int], None] | None = None
-                          ) -> np.ndarray:
+                          shallow: str, progress: Callable[[int, int], None] | None = None,
+                          correct: bool = True) -> np.ndarray:
   """:func:`full_resolution` in row tiles sized for a 64 MB budget (the host path)."""
   cls = size_class
   tile = tile_rows(max(cls(s.out[1]), cls(s.image[1])), cls(s.image[1]))
   return full_resolution(np.asarray(image), prep, jax.device_put(work_final), s, cfg, shallow,
-                         tile=tile, progress=progress)
+                         tile=tile, progress=progress, correct=correct)
 
 
 @functools.partial(jax.jit, static_argnames=("out_hw", "kind"))

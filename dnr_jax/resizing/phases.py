@@ -24,6 +24,7 @@ import numpy as np
 
 from dnr_jax.config import RefinementConfig
 from dnr_jax.config import RetargetConfig
+from dnr_jax.io import compilation
 from dnr_jax.nn import vgg
 from dnr_jax.ops import importance
 from dnr_jax.ops import resample
@@ -41,16 +42,13 @@ class Prepared(NamedTuple):
   # layer -> (h_l', w_l') Eq. 1 importance of every target F'_l, computed on the device so
   # that the host never has to fetch the target features themselves (~100 MB per image).
   target_importance: dict
-  # () int32: which of the plan's candidate operators made the deep plan, and (k,)
-  # float32 the semantic score (Eq. 5) of each candidate's image in the audition
-  # (:func:`audition.chosen_plan`; (1,) ones when there was nothing to choose).
+  # () int32: which of the plan's crop shares made the plan (audition.chosen_plan; 0
+  # without an audition), (k,) float32 each candidate's merit (the human-calibrated
+  # criterion less its edges' price; (1,) zeros without an audition), and its parts
+  # {"squeeze", "lost": (k,)} (empty without an audition).
   operator: jax.Array
   operator_scores: jax.Array
-  # (k,) float32: the completeness (lower keeps more of the image) and the fine
-  # coherence (lower invents less) of each candidate's audition image ((1,) zeros
-  # when there was nothing to choose).
-  operator_completeness: jax.Array
-  operator_fine_coherence: jax.Array
+  operator_features: dict
   # () float32: kept (working) pixels held unchanged, 0 without a keep mask.
   kept_held: jax.Array
 
@@ -89,9 +87,13 @@ def initial_image(image: jax.Array, plan: deep_carving.ResizePlan, out_hw, init:
 
 def _prepare_one(weights, image, plan, loss_layers, init, seed, learning_rate, keep=None,
                  remove=None):
-  deep, choice, choice_scores, choice_lost, choice_torn = audition.chosen_plan(
-      weights, image, plan, loss_layers, learning_rate,
-      None if keep is None else keep > 0.5, None if remove is None else remove > 0.5)
+  if plan.crop_shares:
+    deep, choice, merits, parts = audition.chosen_plan(weights, image, plan)
+  else:
+    deep = audition.deep_plan(weights, image, plan.sizes.work_out, plan.operator_config(),
+                              None if keep is None else keep > 0.5,
+                              None if remove is None else remove > 0.5)
+    choice, merits, parts = jnp.zeros((), jnp.int32), jnp.zeros((1,), jnp.float32), {}
   targets = {l: deep.targets[l] for l, lam in loss_layers if lam > 0}
   target_imp = {l: importance.importance_map(t) for l, t in deep.targets.items()}
   start = initial_image(image, deep, plan.sizes.work_out, init, seed, plan.shallow)
@@ -106,8 +108,7 @@ def _prepare_one(weights, image, plan, loss_layers, init, seed, learning_rate, k
     start = jnp.where(frozen[..., None], copied, start)
     targets[reconstruct.FROZEN] = (frozen[..., None], copied)
     held = jnp.sum(frozen.astype(jnp.float32)) / jnp.maximum(jnp.sum(keep > 0.5), 1.0)
-  return Prepared(deep, targets, start, target_imp, choice, choice_scores, choice_lost,
-                  choice_torn, held)
+  return Prepared(deep, targets, start, target_imp, choice, merits, parts, held)
 
 
 _PREPARE_STATIC = ("plan", "loss_layers", "init", "seed", "learning_rate")
@@ -121,8 +122,8 @@ def _prepare(weights, image, plan, loss_layers, init, seed, learning_rate, keep=
 
 
 @functools.partial(jax.jit, static_argnames=_PREPARE_STATIC)
-def _prepare_batch(weights, images, plan, loss_layers, init, seed, learning_rate, keeps=None,
-                   removes=None):
+def _prepare_batch(weights, images, keeps, removes, plan, loss_layers, init, seed,
+                   learning_rate):
   def one(im, keep, remove):
     prep = _prepare_one(weights, im, plan, loss_layers, init, seed, learning_rate, keep,
                         remove)
@@ -169,21 +170,22 @@ def prepare_batch(weights: vgg.VGGWeights, images: jax.Array, plan: plan_lib.Pla
   axis 0."""
   chex.assert_rank(images, 4)
   rc = cfg.reconstruction
-  return _prepare_batch(weights, images.astype(jnp.float32), _static_plan(plan),
-                        rc.loss_layers, rc.init, rc.seed, rc.learning_rate,
-                        _as_mask(keeps), _as_mask(removes))
+  return compilation.call(_prepare_batch, weights, images.astype(jnp.float32),
+                          _as_mask(keeps), _as_mask(removes), plan=_static_plan(plan),
+                          loss_layers=rc.loss_layers, init=rc.init, seed=rc.seed,
+                          learning_rate=rc.learning_rate)
 
 
 @functools.partial(jax.jit, static_argnames=("plan",))
-def _order_scores_batch(weights, images, plan, keeps=None):
+def _order_scores_batch(weights, images, keeps, plan):
   return jax.vmap(lambda im, k: audition.order_scores(weights, im, plan, k))(images, keeps)
 
 
 def order_scores_batch(weights: vgg.VGGWeights, images: jax.Array, plan: plan_lib.Plan,
                        keeps=None) -> jax.Array:
   """(B, 2): :func:`audition.order_scores` of (B, h, w, 3) working-size images."""
-  return _order_scores_batch(weights, images.astype(jnp.float32), _static_plan(plan),
-                             _as_mask(keeps))
+  return compilation.call(_order_scores_batch, weights, images.astype(jnp.float32),
+                          _as_mask(keeps), plan=_static_plan(plan))
 
 
 # ----------------------------------------------------------------------------- Eq. 4
@@ -219,8 +221,9 @@ def reconstruction_chunk_batch(weights: vgg.VGGWeights, targets: dict, state,
                                cfg: RetargetConfig, n: int, unroll: bool = True):
   """:func:`reconstruction_chunk` over a batch: (state, losses (B, n))."""
   rc = cfg.reconstruction
-  return _reconstruction_chunk_batch(weights, targets, state, rc.loss_layers, rc.learning_rate,
-                                     n, unroll)
+  return compilation.call(_reconstruction_chunk_batch, weights, targets, state,
+                          loss_layers=rc.loss_layers, learning_rate=rc.learning_rate, n=n,
+                          unroll=unroll)
 
 
 final_image = reconstruct.final_image

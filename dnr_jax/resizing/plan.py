@@ -77,9 +77,20 @@ def sizes(image_hw: tuple[int, int], out_hw: tuple[int, int], work_size: int,
   return Sizes((h, w), (oh, ow), (wh, ww), (woh, wow))
 
 
+def work_size(cfg: RetargetConfig, image_hw: tuple[int, int], out_hw: tuple[int, int],
+              masked: bool = False) -> int:
+  """The long side the job's working phases run at (0 = the input's own size):
+  ``cfg.plan_size`` for a resampling (its plan only decides where to crop and what to
+  squeeze, and no Eq. 4 runs: :func:`reconstruction_steps`), else ``cfg.work_size``."""
+  if cfg.plan_size and is_resampling(cfg, image_hw, out_hw, masked):
+    return min(cfg.plan_size, cfg.work_size) if cfg.work_size else cfg.plan_size
+  return cfg.work_size
+
+
 def validate(image_hw: tuple[int, int], out_hw: tuple[int, int], cfg: RetargetConfig,
-             arch: str = "vgg19") -> Sizes:
-  """The one place where sizes and configurations are checked; returns the job's sizes.
+             arch: str = "vgg19", masked: bool = False) -> Sizes:
+  """The one place where sizes and configurations are checked; returns the job's sizes
+  (``masked``: a keep or remove mask is given).
 
   Raises ValueError with a message that names the problem.
   """
@@ -101,98 +112,69 @@ def validate(image_hw: tuple[int, int], out_hw: tuple[int, int], cfg: RetargetCo
   if cfg.reconstruction.init == "seams" and vgg.layer_stride(layers[0], arch) != 1:
     raise ValueError(f"init='seams' needs a block1 layer among the operator layers "
                      f"(the shallowest is {layers[0]})")
-  s = sizes(image_hw, out_hw, cfg.work_size, cfg.work_multiple)
+  s = sizes(image_hw, out_hw, work_size(cfg, image_hw, out_hw, masked), cfg.work_multiple)
   if s.full_resolution and vgg.layer_stride(layers[0], arch) != 1:
     raise ValueError("a working size needs a block1 layer among the operator layers, to "
                      "lift its plan to full resolution")
   return s
 
 
-def candidate_operators(cfg: OperatorConfig, image_hw: tuple[int, int],
-                        out_hw: tuple[int, int], masked: bool = False, arch: str = "vgg19"
-                        ) -> tuple[tuple[str, OperatorConfig], ...]:
-  """The operators planned for a job, (name, config) each, ``cfg`` itself first (static).
-
-  For a shrink of one axis without masks (``masked``), ``cfg.alternatives`` add: "crop"
-  (crop_share 1: the crop window alone, the warp only the remainder below the deepest
-  layer's stride) and "seams" (crop_share 0, percentile 100: the hierarchical
-  feature-space seams of Eq. 1-2 carve the whole shrink, the warp has nothing left;
-  ``seam_style`` "straight": the deeper layers' importance steers each shallower
-  layer's seams away from what they found, beside Eq. 2's damping, one seam per DP
-  pass, each paying for a sideways step, so that they do not remove a cheap diagonal
-  valley as a slanted band) and
-  "warp" (crop_share 0, no seams: Eq. 3's warp alone resizes the whole image, each
-  column cell by its importance; it never cuts or tears, it squeezes).
-  The audition keeps the plan whose pixel map keeps the most deep features (Eq. 5).
-  Otherwise (enlarging, both axes, masks, no alternatives): ``cfg`` alone. The
-  configured operator is named by what it does to these sizes: "crop+warp" when it
-  crops, else "seams+warp" (the paper's)."""
+def crop_shares(cfg: OperatorConfig, image_hw: tuple[int, int], out_hw: tuple[int, int],
+                masked: bool = False) -> tuple[float, ...]:
+  """The crop shares the audition tries for a job (static): ``cfg.crop_shares`` for a
+  shrink of one axis without masks, else () (enlarging, both axes, masks: the
+  configured operator's seams and warp; a two-axis plan would have to crop the other
+  axis's rows too, a keep mask's pixels may lie at the border)."""
   (h, w), (oh, ow) = image_hw, out_hw
   one_axis_shrink = (oh == h) != (ow == w) and oh <= h and ow <= w
-  if deep_carving.crop_size(cfg, image_hw, out_hw, arch, masked)[1] > 0:
-    name = "crop+warp"
-  else:
-    name = "seams+warp"
-  own = dataclasses.replace(cfg, alternatives=())
-  if masked or not one_axis_shrink or not cfg.alternatives:
-    return ((name, own),)
-  variants = {
-      "crop": dataclasses.replace(own, crop_share=1.0, crop_share_growth=0.0),
-      "seams": dataclasses.replace(own, crop_share=0.0, percentile=100.0,
-                                   seam_style="straight"),
-      "warp": dataclasses.replace(own, crop_share=0.0, crop_share_growth=0.0, use_seams=False),
-  }
-  return ((name, own), *((a, variants[a]) for a in cfg.alternatives))
+  return tuple(cfg.crop_shares) if one_axis_shrink and not masked else ()
+
+
+def operator_name(share: float | None) -> str:
+  """A candidate's name: "warp" (nothing cropped), "crop" (the crop alone), "crop50+warp"
+  (half the shrink cropped), or "seams+warp" (``None``: the configured operator)."""
+  if share is None:
+    return "seams+warp"
+  if share <= 0.0:
+    return "warp"
+  if share >= 1.0:
+    return "crop"
+  return f"crop{round(100 * share)}+warp"
 
 
 def carves_seams(cfg: OperatorConfig, image_hw: tuple[int, int], out_hw: tuple[int, int],
-                 arch: str = "vgg19", masked: bool = False) -> bool:
-  """Whether the operator removes or inserts seams for these sizes (static): False for
-  a resampling of the image (a crop and/or Eq. 3's warp), whose pixel map has no tears."""
-  if not cfg.use_seams:
-    return False
-  # a cropped shrink leaves the rest to the warp alone (audition.deep_plan)
-  return deep_carving.crop_size(cfg, image_hw, out_hw, arch, masked)[1] == 0
+                 masked: bool = False) -> bool:
+  """Whether the plan removes or inserts seams for these sizes (static): False for a
+  resampling of the image (the audition's crop + warp, or ``use_seams`` off), whose
+  pixel map has no tears."""
+  return cfg.use_seams and not crop_shares(cfg, image_hw, out_hw, masked)
 
 
-def candidates_carve_seams(cfg: OperatorConfig, image_hw: tuple[int, int],
-                           out_hw: tuple[int, int], masked: bool = False,
-                           arch: str = "vgg19") -> bool:
-  """Whether any operator :func:`candidate_operators` plans for these sizes
-  :func:`carves_seams` (static): False when the kept plan, whichever is chosen, is a
-  resampling of the image."""
-  return any(carves_seams(op, image_hw, out_hw, arch, masked)
-             for _, op in candidate_operators(cfg, image_hw, out_hw, masked, arch))
-
-
-def reconstruction_steps(s: Sizes, cfg: RetargetConfig, masked: bool = False,
-                         arch: str = "vgg19") -> int:
-  """The Eq. 4 steps a job of sizes ``s`` runs (static, known before any compute).
-
-  ``cfg.reconstruction.steps``, except 0 when the output is lifted to full resolution
-  (``s.full_resolution``) from a plan that carves no seams (every candidate operator a
-  crop and/or Eq. 3's warp: :func:`candidates_carve_seams`), init
-  "seams", and not ``cfg.reconstruction.reconstruct_resamplings``. The output is then
-  the pixel map applied to the full-resolution image. Departs from the paper, which
-  always reconstructs: Eq. 4 heals seams; a resampling has none, and what the
-  working-size steps add to it reaches the full-size output only as ``up(final -
-  init)``: on the RetargetMe dev half a blotchy low-frequency tone drift
-  (docs/history/LAB_LOG.md). At the input's own size the steps run. ``masked``: a keep
-  or remove mask is given.
-  """
+def is_resampling(cfg: RetargetConfig, image_hw: tuple[int, int], out_hw: tuple[int, int],
+                  masked: bool = False) -> bool:
+  """Whether the job's output is its plan's pixel map on the input's own pixels, without
+  Eq. 4 (static): a plan that carves no seams (a crop and/or Eq. 3's warp:
+  :func:`carves_seams`) under the init "seams" (the pixel map), unless
+  ``cfg.reconstruction.reconstruct_resamplings``."""
   rc = cfg.reconstruction
-  if rc.reconstruct_resamplings or rc.init != "seams" or not s.full_resolution:
-    return rc.steps
-  if candidates_carve_seams(cfg.operator, s.work, s.work_out, masked, arch):
-    return rc.steps
-  return 0
+  return (rc.init == "seams" and not rc.reconstruct_resamplings
+          and not carves_seams(cfg.operator, image_hw, out_hw, masked))
 
 
-def operator_names(s: Sizes, cfg: RetargetConfig, masked: bool = False,
-                   arch: str = "vgg19") -> tuple[str, ...]:
-  """The names of the operators a job of sizes ``s`` auditions (:attr:`Plan.operators`)."""
-  return tuple(n for n, _ in candidate_operators(cfg.operator, s.work, s.work_out,
-                                                              masked, arch))
+def reconstruction_steps(cfg: RetargetConfig, image_hw: tuple[int, int],
+                         out_hw: tuple[int, int], masked: bool = False) -> int:
+  """The Eq. 4 steps a job runs (static, known before any compute).
+
+  ``cfg.reconstruction.steps``, except 0 for a resampling (:func:`is_resampling`): the
+  output is then the pixel map applied to the input's own pixels (lifted to full
+  resolution, :mod:`fullres`).
+  Departs from the paper, which always reconstructs: Eq. 4 heals seams; a resampling
+  has none, and what the steps add to it is what people see as an artifact (a regular
+  diagonal hatch over foliage at 100%, issue 34; a blotchy tone drift once lifted,
+  docs/history/LAB_LOG.md), at four fifths of the job's time (issue 37). ``masked``:
+  a keep or remove mask is given.
+  """
+  return 0 if is_resampling(cfg, image_hw, out_hw, masked) else cfg.reconstruction.steps
 
 
 class BatchKey(NamedTuple):
@@ -218,15 +200,17 @@ class Plan:
   layers: tuple[str, ...]  # the operator's layers, shallow to deep
   keep: bool  # a keep mask is given (a hard constraint)
   remove: bool  # a remove mask is given (this stage carves it out)
-  # (name, OperatorConfig) of each operator auditioned, the configured one first
-  # (candidate_operators); Prepared.operator indexes them.
-  candidates: tuple[tuple[str, OperatorConfig], ...]
-  # Eq. 4 steps each candidate's pixel map runs before it is scored (0: the raw maps).
-  audition_steps: int
+  operator: OperatorConfig  # the configured operator
+  # The audition's crop shares (crop_shares): each a crop + warp candidate, the one
+  # the human-calibrated criterion prefers is kept (Prepared.operator indexes them);
+  # () = the configured operator's seams and warp, no audition.
+  crop_shares: tuple[float, ...]
   # "width_first" / "height_first", or "auto": both axes change and the order is chosen
   # per image by the order phase (Eq. 5 of both orders' pixel maps).
   axis_order: str
-  steps: int  # Eq. 4 steps (reconstruction_steps)
+  # The output is the plan's pixel map on the input's pixels, no Eq. 4 (is_resampling).
+  resampling: bool
+  steps: int  # Eq. 4 steps (reconstruction_steps; 0 for a resampling)
   refine_steps: int  # section 3.3 refinement steps
   compute_dtype: str  # "float32" / "bfloat16": the VGG convolutions (resolved)
 
@@ -241,7 +225,8 @@ class Plan:
 
   @property
   def operators(self) -> tuple[str, ...]:
-    return tuple(n for n, _ in self.candidates)
+    """The candidates' names (:func:`operator_name`), in the order of their scores."""
+    return tuple(operator_name(s) for s in self.crop_shares) or (operator_name(None),)
 
   @property
   def two_axes(self) -> bool:
@@ -261,9 +246,8 @@ class Plan:
 
   def operator_config(self) -> OperatorConfig:
     """The configured operator with this plan's (resolved) axis order."""
-    op = self.candidates[0][1]
-    return dataclasses.replace(op, axis_order="width_first" if self.axis_order == "auto"
-                               else self.axis_order)
+    return dataclasses.replace(self.operator, axis_order="width_first"
+                               if self.axis_order == "auto" else self.axis_order)
 
 
 def make_plan(image_hw: tuple[int, int], out_hw: tuple[int, int], cfg: RetargetConfig,
@@ -273,27 +257,24 @@ def make_plan(image_hw: tuple[int, int], out_hw: tuple[int, int], cfg: RetargetC
   cannot run). ``keep`` / ``remove``: which masks are given; ``backend``: the JAX
   backend it runs on (default ``jax.default_backend()``; it decides the dtype)."""
   image_hw, out_hw = tuple(int(x) for x in image_hw), tuple(int(x) for x in out_hw)
-  return plan_of_sizes(validate(image_hw, out_hw, cfg, arch), cfg, arch, keep, remove,
-                       backend)
+  return plan_of_sizes(validate(image_hw, out_hw, cfg, arch, keep or remove), cfg, arch,
+                       keep, remove, backend)
 
 
 def plan_of_sizes(s: Sizes, cfg: RetargetConfig, arch: str = "vgg19", keep: bool = False,
                   remove: bool = False, backend: str | None = None) -> Plan:
   """:func:`make_plan` of a job whose sizes are already computed (and validated)."""
   masked = keep or remove
-  candidates = candidate_operators(cfg.operator, s.work, s.work_out, masked, arch)
-  audition = 0
-  if len(candidates) > 1 and candidates_carve_seams(cfg.operator, s.work,
-                                                                s.work_out, masked, arch):
-    audition = cfg.operator.alternative_steps
   (h, w), (oh, ow) = s.work, s.work_out
   order = cfg.operator.axis_order
   if order == "auto" and (oh == h or ow == w):
     order = "width_first"  # one axis: nothing to choose
   return Plan(
       sizes=s, arch=arch, layers=deep_carving.sort_layers(cfg.operator.layers, arch),
-      keep=bool(keep), remove=bool(remove), candidates=tuple(candidates),
-      audition_steps=audition, axis_order=order,
-      steps=reconstruction_steps(s, cfg, masked, arch), refine_steps=cfg.refinement.steps,
+      keep=bool(keep), remove=bool(remove), operator=cfg.operator,
+      crop_shares=crop_shares(cfg.operator, s.work, s.work_out, masked), axis_order=order,
+      resampling=is_resampling(cfg, s.work, s.work_out, masked),
+      steps=reconstruction_steps(cfg, s.work, s.work_out, masked),
+      refine_steps=cfg.refinement.steps,
       compute_dtype=config_lib.resolve_compute_dtype(
           cfg.compute_dtype, backend or jax.default_backend()))

@@ -38,17 +38,15 @@ class Result:
   axis_order: str | None = None  # "width_first"/"height_first" when both axes change
   order_scores: dict = dataclasses.field(default_factory=dict)  # kept importance of each
   # "width"/"height" -> (start, stop): the working-size columns (rows) the pixel map
-  # samples, [0, w) unless the operator cropped (OperatorConfig.crop_share).
+  # samples, [0, w) unless the operator cropped (the audition's crop shares).
   kept_span: dict = dataclasses.field(default_factory=dict)
-  # The operator whose plan was kept (plan.candidate_operators: "crop+warp",
-  # "seams+warp", "crop", "seams", ...) and, when there were alternatives, the semantic
-  # score (Eq. 5) each candidate's image reached in its audition (Prepared).
+  # The operator whose plan was kept (Plan.operators: "warp", "crop50+warp", "crop",
+  # "seams+warp"...) and, when the audition chose between crop shares, each candidate's
+  # merit (the human-calibrated criterion, lost content priced higher; higher won) and
+  # the merit's parts per candidate ({"squeeze", "lost"}: Prepared).
   operator: str | None = None
   operator_scores: dict = dataclasses.field(default_factory=dict)
-  # ... and the completeness of each candidate's image (lower kept more; Prepared).
-  operator_completeness: dict = dataclasses.field(default_factory=dict)
-  # ... and the fine coherence of each candidate's image (lower invented less; Prepared).
-  operator_fine_coherence: dict = dataclasses.field(default_factory=dict)
+  operator_features: dict = dataclasses.field(default_factory=dict)
 
   def map_points(self, points_xy) -> np.ndarray:
     """(N, 2) input (x, y) pixel positions -> where they are in the output."""
@@ -84,7 +82,7 @@ def make_result(s, prep, recon, output, recon_losses: list,
   Only small arrays are read from ``prep`` (maps, importance, the initial image), never
   the target features: ``target_shapes`` gives their shapes where ``prep.plan.targets``
   was left on the device (the batch path); default: read from ``prep.plan.targets``.
-  ``operator_names``: the names of the candidate operators (:func:`operator_names`).
+  ``operator_names``: the names of the candidate operators (:attr:`Plan.operators`).
   """
   plan = prep.plan
   stage = mapping.MapStage.from_plan(s, plan, prep.init.shape[:2])
@@ -113,8 +111,8 @@ def make_result(s, prep, recon, output, recon_losses: list,
                   if len(axes) == 2 else None),
       operator=None if operator_names is None else operator_names[int(prep.operator)],
       operator_scores=_per_operator(operator_names, prep.operator_scores),
-      operator_completeness=_per_operator(operator_names, prep.operator_completeness),
-      operator_fine_coherence=_per_operator(operator_names, prep.operator_fine_coherence))
+      operator_features={k: _per_operator(operator_names, v)
+                         for k, v in prep.operator_features.items()})
 
 
 def _per_operator(names, values) -> dict:

@@ -168,10 +168,15 @@ def _host_runner(timings: dict, progress: ProgressFn | None, chunk: int, n: int,
                 lambda x: devices.shard_batch(np.asarray(x), mesh), unroll)
 
 
-def _full_size(image, prep_i, work_final, s: plan_lib.Sizes, cfg, shallow, progress=None):
-  if not s.full_resolution:
+def _full_size(image, prep_i, work_final, plan: plan_lib.Plan, cfg, progress=None):
+  """The output at the input's size: the working-size result when the method ran at the
+  input's size, else (and always for a resampling: no Eq. 4, the input's own pixels
+  through the plan's map) the lift of :mod:`fullres`."""
+  s = plan.sizes
+  if not s.full_resolution and not plan.resampling:
     return work_final
-  return fullres.full_resolution_tiled(image, prep_i, work_final, s, cfg, shallow, progress)
+  return fullres.full_resolution_tiled(image, prep_i, work_final, s, cfg, plan.shallow,
+                                       progress, correct=not plan.resampling)
 
 
 def _take(tree, i: int):
@@ -241,10 +246,11 @@ def retarget_group(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
     runner = _host_runner(timings, progress, cfg.reconstruction.chunk, len(idx), local, mesh,
                           unroll)
 
-    def finish(prep, finals, idx=idx, shallow=sub_plan.shallow):
+    def finish(prep, finals, idx=idx, order=order):
       prep_host, finals = _host_prep(prep), np.asarray(finals)
-      return [to_uint8(_full_size(images[i], _take(prep_host, k), finals[k], plans[i].sizes,
-                                  cfg, shallow)) for k, i in enumerate(idx)]
+      return [to_uint8(_full_size(images[i], _take(prep_host, k), finals[k],
+                                  plans[i].with_order(order), cfg))
+              for k, i in enumerate(idx)]
 
     working = working_phases(rep_weights, place(works, idx, size), sub_plan, cfg, runner,
                              place(keeps_w, idx, size), place(removes_w, idx, size), finish)
@@ -255,9 +261,10 @@ def retarget_group(weights: vgg.VGGWeights, images: Sequence[np.ndarray],
     if isinstance(r, Result):
       r.timings = dict(timings)
       r.batch_size = n
-      if not plan.sizes.full_resolution:  # nothing happened in these two
+      if not plan.sizes.full_resolution:  # nothing was downscaled
         r.timings.pop("downscale", None)
-        r.timings.pop("full resolution", None)
+        if not plan.resampling:  # and nothing lifted
+          r.timings.pop("full resolution", None)
   return results
 
 
@@ -276,7 +283,8 @@ def _results_of(working: Working, images, plans, idx, plan, cfg, timings, failur
   recon, work_out = np.asarray(working.recon), np.asarray(working.work_out)
   recon_losses, refine_losses = np.asarray(working.recon_losses), np.asarray(
       working.refine_losses)
-  total_rows = sum(plans[i].sizes.out[0] for i in idx if plans[i].sizes.full_resolution)
+  total_rows = sum(plans[i].sizes.out[0] for i in idx
+                   if plans[i].sizes.full_resolution or plans[i].resampling)
   rows_done = [0]
   t0 = time.perf_counter()
   for k, i in enumerate(idx):
@@ -290,8 +298,9 @@ def _results_of(working: Working, images, plans, idx, plan, cfg, timings, failur
       if progress:
         progress("full resolution", base + int(d * rows / max(t, 1)), total_rows, {})
 
-    output = _full_size(images[i], p_k, work_out[k], s, cfg, plan.shallow, report)
-    if s.full_resolution:
+    output = _full_size(images[i], p_k, work_out[k], plans[i].with_order(plan.axis_order),
+                        cfg, report)
+    if s.full_resolution or plans[i].resampling:
       rows_done[0] += s.out[0]
     res = make_result(s, p_k, recon[k], output, [float(x) for x in recon_losses[k]],
                       [float(x) for x in refine_losses[k]], {}, working.stopped,
@@ -435,8 +444,9 @@ def retarget_pure(weights: vgg.VGGWeights, image: jax.Array, out_hw: tuple[int, 
   working = working_phases(weights, work, plan, config, _pure_runner(), keep_w)
   prep = _take(working.prep, 0)
   output = working.work_out[0]
-  if s.full_resolution:
-    output = fullres.full_resolution(image, prep, output, s, config, plan.shallow)
+  if s.full_resolution or plan.resampling:
+    output = fullres.full_resolution(image, prep, output, s, config, plan.shallow,
+                                     correct=not plan.resampling)
   aux = {"loss": reconstruct.feature_loss(weights, working.work_out[0], prep.targets,
                                           dict(config.reconstruction.loss_layers))}
   if prep.plan.width is not None:

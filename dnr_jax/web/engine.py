@@ -195,9 +195,8 @@ class Engine:
         "output_size": {"height": res.output.shape[0], "width": res.output.shape[1]},
         "work_size": {"height": res.work_hw[0], "width": res.work_hw[1]},
         "operator": res.operator,
-        "operator_semantic_scores": res.operator_scores,
-        "operator_completeness": res.operator_completeness,
-        "operator_fine_coherence": res.operator_fine_coherence,
+        "operator_merits": res.operator_scores,
+        "operator_merit_parts": res.operator_features,
         "axis_order": res.axis_order,
         "seams_removed": res.seams_removed,
         "kept_span": {k: list(v) for k, v in res.kept_span.items()},
@@ -280,12 +279,14 @@ def summary(rep: dict) -> str:
   lines = [f"**{rep['operator'] or 'operator'}**: {rep['input_size']['width']}x"
            f"{rep['input_size']['height']} -> {o['width']}x{o['height']} in "
            f"{rep['timings_s']['total']:.1f} s ({rep['device']})"]
-  if rep["operator_semantic_scores"]:
-    lines.append("Audition (Eq. 5 semantic score of each candidate; completeness, lower "
-                 "keeps more):")
-    for k, v in rep["operator_semantic_scores"].items():
-      c = rep["operator_completeness"].get(k)
-      lines.append(f"- {k}: {v:.4f}" + (f", completeness {c:.4f}" if c is not None else "")
+  if rep["operator_merits"]:
+    lines.append("Audition (each candidate's merit under the human-calibrated criterion, "
+                 "higher wins; the salient content it squeezes and loses):")
+    parts = rep["operator_merit_parts"]
+    for k, v in rep["operator_merits"].items():
+      why = ", ".join(f"{p} {parts[p][k]:.3f}" for p in ("squeeze", "lost")
+                      if k in parts.get(p, {}))
+      lines.append(f"- {k}: {v:.3f}" + (f" ({why})" if why else "")
                    + (" **(chosen)**" if k == rep["operator"] else ""))
   work = rep["work_size"]
   crops = [f"{a} {s[0]}-{s[1]} of {work[a]}" for a, s in rep["kept_span"].items()
