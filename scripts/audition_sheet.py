@@ -10,13 +10,15 @@ development sets 1-46 only, unless ``--i_am_reporting``).
     python scripts/audition_sheet.py [--widths=0.75,0.5] [--retargetme DIR --sets=1,2,3]
         [--variant=dnr:operator.crop_lost_weight=5]
 
-Writes results/audition/<photo>_<width>.png.
+Writes results/audition/<photo>_<width>.png and parts.json (every candidate's merit and
+its parts, to replay other prices by hand).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import pathlib
 import types
 
@@ -99,6 +101,7 @@ def main():
             for r in (float(x) for x in args.widths.split(","))]
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
+  parts = {}
   for name, photo, out_hw, published in jobs:
     if not resizing.make_plan(photo.shape[:2], out_hw, cfg).crop_shares:
       print(f"{name}: no audition (not a one-axis shrink)", flush=True)
@@ -107,6 +110,8 @@ def main():
     shown = cands + [(m, 0.0, {"squeeze": 0.0, "lost": 0.0}, published[m])
                      for m in ("MULTIOP", "SV") if m in published]
     sheet(photo, shown, best).save(out / f"{name}.png")
+    parts[name] = {n: {"merit": m, **p} for n, m, p, _ in cands}
+    (out / "parts.json").write_text(json.dumps(parts, indent=1))
     print(f"{name}: {cands[best][0]} " + " ".join(f"{n}={m:.3f}" for n, m, _, _ in cands),
           flush=True)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
+import hashlib
 import json
 import pathlib
 import random
@@ -72,7 +73,9 @@ def result(weights, spec: str, name: str, photo: np.ndarray, out_hw, published: 
            ) -> np.ndarray:
   if spec in _retargetme.METHODS:
     return published[spec]
-  cache = ROOT / "results" / "blind" / "outputs" / spec.replace("/", "_") / f"{name}.png"
+  digest = hashlib.sha256(repr(variant_config(spec)).encode()).hexdigest()[:8]
+  cache = (ROOT / "results" / "blind" / "outputs" / f"{spec.replace('/', '_')}_{digest}"
+           / f"{name}.png")
   if cache.is_file():
     return np.asarray(Image.open(cache).convert("RGB"))
   out = resizing.retarget(weights, photo, out_hw, variant_config(spec)).output
@@ -142,6 +145,8 @@ def main():
     tag = "package"
   out = ROOT / "results" / "blind" / f"{args.a}_vs_{args.b}_{tag}".replace(":", "_").replace(
       "/", "_")
+  if (out / "verdicts.json").exists():
+    raise SystemExit(f"blind_pairs: {out} holds judged sheets (verdicts.json); move it first")
   out.mkdir(parents=True, exist_ok=True)
   rng = random.Random(args.seed)
   key = {}

@@ -146,12 +146,12 @@ def test_the_chosen_candidate_has_the_highest_merit_the_criterion_gives(random_w
 def test_a_higher_price_on_lost_content_never_crops_more(real_weights, photo):
   # the cup and saucer fill the frame: a pure crop to half width cuts them
   image = jnp.asarray(np.asarray(Image.fromarray(photo[:, 60:540]).resize(
-      (240, 160), Image.LANCZOS)), jnp.float32)
+      (144, 96), Image.LANCZOS)), jnp.float32)
   chosen = []
   for price in (0.0, 10.0, 1000.0):
     cfg = dataclasses.replace(CFG, operator=dataclasses.replace(CFG.operator,
                                                                 crop_lost_weight=price))
-    plan = resizing.make_plan((160, 240), (160, 120), cfg)
+    plan = resizing.make_plan((96, 144), (96, 72), cfg)
     chosen.append(plan.crop_shares[int(_chosen(real_weights, image, plan)[1])])
   assert chosen == sorted(chosen, reverse=True), chosen
   assert chosen[0] > chosen[-1]

@@ -74,12 +74,6 @@ def test_the_audition_names_the_chosen_operator_in_the_report(setup):
   assert report["losses"]["reconstruction"] == [] and report["plan"][0][
       "reconstruction_steps"] == 0
   assert np.asarray(Image.open(d / "dflt.png")).shape == (64, 48, 3)
-  # one share: no choice to make, its operator named
-  code, _, err = run(f"--input={img}", f"--output={d}/one.png", "--width_ratio=0.5",
-                     "--crop_shares=1", f"--vgg_weights={wpath}", "--noprogress",
-                     f"--report={d}/one.json")
-  assert code == 0, err
-  assert json.loads((d / "one.json").read_text())["operator"] == "crop"
 
 
 @pytest.mark.slow

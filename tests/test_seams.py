@@ -41,7 +41,7 @@ energies = hnp.arrays(np.float32, st.tuples(st.integers(2, 12), st.integers(2, 1
                       elements=st.floats(0, 100, width=32))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(energies)
 def test_jit_seam_has_the_reference_minimal_cost_and_is_connected(e):
   seam, cost = jax.jit(seams.find_seam)(jnp.asarray(e))
@@ -54,7 +54,7 @@ def test_jit_seam_has_the_reference_minimal_cost_and_is_connected(e):
   np.testing.assert_allclose(seam_cost(e, seam), ref, rtol=1e-5, atol=1e-3)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(energies, st.data())
 def test_forward_energy_costs_match_reference(e, data):
   costs = [data.draw(hnp.arrays(np.float32, e.shape, elements=st.floats(0, 10, width=32)))
@@ -65,7 +65,7 @@ def test_forward_energy_costs_match_reference(e, data):
   np.testing.assert_allclose(seam_cost(e, np.asarray(seam), *costs), ref, rtol=1e-5, atol=1e-3)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(hnp.arrays(np.float32, st.tuples(st.integers(2, 10), st.integers(4, 14)),
                   elements=st.floats(0, 100, width=32)), st.data())
 def test_removing_k_seams_keeps_strictly_increasing_rows(e, data):
