@@ -7,8 +7,9 @@ to be read only after the sheets are judged. Judge each sheet by eye (``L``, ``R
 the key.
 
 Variants (``--a``, ``--b``): ``dnr`` (the default), a preset (``paper``), a dnr variant
-``dnr:section.field=value,...``, or, on RetargetMe, a published method (``CR``, ``SV``,
-``MULTIOP``, ``SC``, ``SCL``, ``SM``, ``SNS``, ``WARP``). Photos: RetargetMe sets of one
+``dnr:section.field=value,...``, ``dir:NAME`` (outputs made elsewhere, e.g. by an older
+checkout, as results/blind/outputs/NAME/<photo>.png), or, on RetargetMe, a published
+method (``CR``, ``SV``, ``MULTIOP``, ``SC``, ``SCL``, ``SM``, ``SNS``, ``WARP``). Photos: RetargetMe sets of one
 task (``--retargetme DIR --task width75``; the development half, sets 1-46, unless
 ``--i_am_reporting``), or the package photos at ``--widths``.
 
@@ -73,6 +74,9 @@ def result(weights, spec: str, name: str, photo: np.ndarray, out_hw, published: 
            ) -> np.ndarray:
   if spec in _retargetme.METHODS:
     return published[spec]
+  if spec.startswith("dir:"):  # outputs made elsewhere (another checkout): <name>.png
+    return np.asarray(Image.open(ROOT / "results" / "blind" / "outputs" / spec[4:]
+                                 / f"{name}.png").convert("RGB"))
   digest = hashlib.sha256(repr(variant_config(spec)).encode()).hexdigest()[:8]
   cache = (ROOT / "results" / "blind" / "outputs" / f"{spec.replace('/', '_')}_{digest}"
            / f"{name}.png")

@@ -126,17 +126,20 @@ def whole_processes(args, tmp, p640, photo) -> list[str]:
     im = np.asarray(Image.fromarray(im).resize((round(im.shape[1] * s), round(im.shape[0] * s))))
     Image.fromarray(im).save(folder / f"p{i:02d}.png")
   bf = [f"--input={folder}", f"--output={tmp}/out", "--width_ratio=0.75"]
-  rf = [cli_run(bf)]
+  rf = [cli_run(bf), cli_run(bf)]  # its sizes new to the caches, then again
   lines += ["### Other jobs (whole process)", "",
             "| job | wall (s) | CPU (s) | peak RSS (MB) |", "|---|---|---|---|",
             f"| 12 MP (4000x3000) -> 75% width, first run | {r12[0]['wall']:.1f} | "
             f"{r12[0]['cpu']:.1f} | {r12[0]['rss_mb']:.0f} |",
             f"| the same again (its programs in the cache) | {r12[1]['wall']:.1f} | "
             f"{r12[1]['cpu']:.1f} | {r12[1]['rss_mb']:.0f} |",
-            f"| folder of 20 photos (7 package photos at 3 scales, <= 640 px) -> 75%, one "
-            f"run (20 sizes: most compile) | {rf[0]['wall']:.1f} ({20 / rf[0]['wall']:.2f} "
-            f"photos/s) | {rf[0]['cpu']:.1f} | {rf[0]['rss_mb']:.0f} |", ""]
-  print("\n".join(lines[-7:]), flush=True)
+            f"| folder of 20 photos (7 package photos at 3 scales, <= 640 px) -> 75%, its "
+            f"20 sizes new to the caches | {rf[0]['wall']:.1f} ({20 / rf[0]['wall']:.2f} "
+            f"photos/s) | {rf[0]['cpu']:.1f} | {rf[0]['rss_mb']:.0f} |",
+            f"| the same folder again (warm caches) | {rf[1]['wall']:.1f} "
+            f"({20 / rf[1]['wall']:.2f} photos/s) | {rf[1]['cpu']:.1f} | "
+            f"{rf[1]['rss_mb']:.0f} |", ""]
+  print("\n".join(lines[-8:]), flush=True)
   return lines
 
 

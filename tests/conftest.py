@@ -1,7 +1,6 @@
 """Shared fixtures: small images, random-init VGG19 (fast), the real weights (marked tests)."""
 
 import contextlib
-import gc
 import logging
 
 import jax
@@ -96,5 +95,5 @@ def _release_compilations():
   ~20,000 programs, and at the kernel's 65,530-mapping limit (vm.max_map_count) the
   next compilation segfaulted (measured: 65,361 mappings at the crash in test_seams)."""
   yield
-  jax.clear_caches()
-  gc.collect()
+  from dnr_jax.io import compilation  # pylint: disable=g-import-not-at-top
+  compilation.clear_programs()

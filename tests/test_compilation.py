@@ -46,3 +46,40 @@ def test_release_drops_the_compiled_programs_only_past_the_threshold():
                        timeout=300)
   assert out.returncode == 0, out.stderr[-2000:]
   assert out.stdout.startswith("ok")
+
+
+def test_the_executable_cache_loads_a_program_without_tracing_it(tmp_path):
+  """compilation.call: the first call traces, compiles and stores the program; a new
+  process (here: the in-memory programs dropped) loads it without tracing; a damaged
+  file is rebuilt; inside a trace it steps aside; off, it is a plain call."""
+  code = textwrap.dedent(f"""
+      import functools, pathlib, jax, jax.numpy as jnp
+      from dnr_jax.io import compilation
+      traces = []
+
+      @functools.partial(jax.jit, static_argnames=("k",))
+      def f(x, k):
+        traces.append(1)
+        return x * k
+
+      x = jnp.arange(4.0)
+      assert float(compilation.call(f, x, k=3)[1]) == 3.0 and len(traces) == 1  # off
+      compilation.enable_persistent_cache(pathlib.Path({str(tmp_path)!r}) / "c")
+      jax.clear_caches(); traces.clear()
+      assert float(compilation.call(f, x, k=2)[1]) == 2.0 and len(traces) == 1
+      files = list((pathlib.Path({str(tmp_path)!r}) / "c" / "executables").glob("*.exe"))
+      assert len(files) == 1
+      compilation.clear_programs()
+      assert float(compilation.call(f, x, k=2)[2]) == 4.0 and len(traces) == 1  # loaded
+      assert float(compilation.call(f, x + 1, k=2)[0]) == 2.0 and len(traces) == 1
+      compilation.call(f, jnp.arange(5.0), k=2)  # another shape: another program
+      assert len(traces) == 2
+      files[0].write_bytes(b"damaged")
+      compilation.clear_programs()
+      assert float(compilation.call(f, x, k=2)[3]) == 6.0 and len(traces) == 3  # rebuilt
+      assert float(jax.jit(lambda y: compilation.call(f, y, k=2))(x)[1]) == 2.0  # traced
+      print("ok")
+      """)
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        timeout=300)
+  assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]

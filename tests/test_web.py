@@ -76,6 +76,7 @@ def test_a_slider_move_needs_no_compilation(engine, photo):
   assert [o.shape[:2] for o in wide] == [(400, 700), (250, 600), (380, 610)]
 
 
+@pytest.mark.slow  # the browser test paints a keep stroke and checks it end to end
 def test_the_full_result_holds_the_painted_keep_region(engine, small_photo):
   keep = np.zeros(small_photo.shape[:2], bool)
   keep[20:44, 30:50] = True

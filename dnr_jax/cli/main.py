@@ -33,7 +33,8 @@ flags.DEFINE_string("input", None, "An image file, a folder of images, or a clip
 flags.DEFINE_string("output", None, "Output file (or folder when --input is a folder). "
                     "Default: <input>_retargeted.png / <input>_retargeted/.")
 flags.DEFINE_float("width_ratio", None, "Output width as a fraction of the input's: below 1 "
-                   "shrinks (seam removal), above 1 enlarges (seam insertion), up to 2.")
+                   "shrinks (the audition of crops and warps; seams with masks or when "
+                   "both axes change), above 1 enlarges (seam insertion), up to 2.")
 flags.DEFINE_float("height_ratio", None, "Output height as a fraction of the input's (up to 2).")
 flags.DEFINE_integer("target_width", None, "Output width in pixels (up to twice the input's).")
 flags.DEFINE_integer("target_height", None, "Output height in pixels (up to twice the input's).")

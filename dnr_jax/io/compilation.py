@@ -249,6 +249,15 @@ def _count_lines(path: str) -> int | None:
     return None
 
 
+def clear_programs() -> None:
+  """Drops every compiled program this process holds: JAX's (``jax.clear_caches``) and
+  :func:`call`'s; a size seen again loads from the disk caches or compiles."""
+  jax.clear_caches()
+  with _LOCK:
+    _LOADED.clear()
+  gc.collect()
+
+
 def memory_maps() -> tuple[int, int] | None:
   """(memory mappings of this process, the kernel's limit per process), or None where
   the system does not say (not Linux)."""
@@ -269,9 +278,6 @@ def release_if_crowded(threshold: float = 0.5) -> tuple[int, int] | None:
   maps = memory_maps()
   if maps is None or maps[0] <= threshold * maps[1]:
     return None
-  jax.clear_caches()
-  with _LOCK:
-    _LOADED.clear()
-  gc.collect()
+  clear_programs()
   after = memory_maps()
   return maps[0], (after[0] if after else -1)
