@@ -102,6 +102,8 @@ def main():
   ap.add_argument("--published_cache", default=None,
                   help="JSON file caching the published results' scores "
                        "(default: <out>/published_scores.json)")
+  ap.add_argument("--no_fine", action="store_true",
+                  help="skip the fine (half-size) coherence and completeness (the slow part)")
   ap.add_argument("--cached_only", action="store_true",
                   help="published results only from the cache (score none; for tuning runs "
                        "beside the run that fills it)")
@@ -181,7 +183,7 @@ def configured(overrides: list[str]) -> config.RetargetConfig:
 SCORE_SIDE = 640  # RetargetMe outputs are scored at dnr's working size (long side)
 
 
-def score_all(w, out, src, src_energy=None) -> dict:
+def score_all(w, out, src, src_energy=None, fine: bool = True) -> dict:
   """SS (Eq. 5) and coherence/completeness at 96 px high on both images scaled so the
   source's long side is ``SCORE_SIDE`` (dnr's working size: VGG19 on a 1024-px photo
   costs 2.6x more and the scores are ratios), the fine halves at half the source's size.
@@ -199,7 +201,7 @@ def score_all(w, out, src, src_energy=None) -> dict:
   return {"human_preference": criterion,
           "semantic_score": float(metrics.feature_energy_jit(w, out_s)) / src_energy,
           **metrics.bidirectional_similarity(out_s, src_s),
-          **metrics.fine_similarity(out, src)}
+          **(metrics.fine_similarity(out, src) if fine else {})}
 
 
 def run_retargetme(args):
@@ -232,7 +234,7 @@ def run_retargetme(args):
       image_io.save_image(o, out / "outputs" / f"rtm{set_id}_{m}.png")
       energy = energy or _source_energy(w, src)
       rows.append({"set": set_id, "task": task, "method": m, "seconds": round(secs, 2),
-                   **score_all(w, o, src, energy)})
+                   **score_all(w, o, src, energy, not args.no_fine)})
       print(json.dumps(rows[-1]), flush=True)
     for m, o in published.items():
       key = f"{set_id}/{m}"
@@ -240,7 +242,7 @@ def run_retargetme(args):
         continue
       if key not in cache:
         energy = energy or _source_energy(w, src)
-        cache[key] = score_all(w, o, src, energy)
+        cache[key] = score_all(w, o, src, energy, not args.no_fine)
         cache_path.write_text(json.dumps(cache, indent=0))
       rows.append({"set": set_id, "task": task, "method": m, **cache[key]})
     tiles = {"input": src, **outs, **published}
@@ -286,7 +288,8 @@ def retargetme_table(rows: list[dict], ours: list[str]) -> str:
         lines.append(f"| {m} | " + " | ".join(
             f"{np.mean([r.get(k, np.nan) for r in rs]):.4f}"
             if k in ("semantic_score", "human_preference")
-            else f"{1000 * np.mean([r[k] for r in rs]):.3f}" for k, _, _ in SCORES) + " |")
+            else f"{1000 * np.mean([r.get(k, np.nan) for r in rs]):.3f}"
+            for k, _, _ in SCORES) + " |")
     lines.append("")
   lines += ["Coherence and completeness are in thousandths.", "",
             "Per-image wins of dnr against each method (images where dnr is better):", "",
@@ -305,7 +308,8 @@ def retargetme_table(rows: list[dict], ours: list[str]) -> str:
                for a, b in pairs)
       ss = sum(a["semantic_score"] > b["semantic_score"] for a, b in pairs)
       co = sum(a["coherence"] < b["coherence"] for a, b in pairs)
-      fc = sum(a["fine_coherence"] < b["fine_coherence"] for a, b in pairs)
+      fc = sum(a.get("fine_coherence", np.nan) < b.get("fine_coherence", np.nan)
+               for a, b in pairs)
       lines.append(f"| {t} | {m} | {hp} of {n} | {ss} of {n} | {co} of {n} | {fc} of {n} |")
   return "\n".join(lines) + "\n"
 
