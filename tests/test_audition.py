@@ -143,6 +143,7 @@ def test_the_chosen_candidate_has_the_highest_merit_the_criterion_gives(random_w
 
 
 @pytest.mark.real_weights
+@pytest.mark.slow
 def test_a_higher_price_on_lost_content_never_crops_more(real_weights, photo):
   # the cup and saucer fill the frame: a pure crop to half width cuts them
   image = jnp.asarray(np.asarray(Image.fromarray(photo[:, 60:540]).resize(

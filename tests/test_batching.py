@@ -20,9 +20,9 @@ from dnr_jax import config
 from dnr_jax import resizing
 from dnr_jax.nn import weights as weights_lib
 
-CFG = config.RetargetConfig(
+CFG = config.RetargetConfig(  # (no crop audition: these jobs carve and reconstruct)
     reconstruction=config.ReconstructionConfig(steps=4, chunk=2), work_size=96,
-    work_multiple=16)
+    work_multiple=16, operator=config.OperatorConfig(crop_shares=()))
 
 
 def _resized(photo, w, h):
@@ -105,7 +105,8 @@ def test_two_axis_jobs_give_the_same_images_at_batch_sizes_1_and_3(random_weight
   one = batching.retarget_many(random_weights, images, outs, cfg, batch_size=1)
   three = batching.retarget_many(random_weights, images, outs, cfg, batch_size=3)
   for a, b in zip(one, three):
-    assert a.axis_order == b.axis_order and a.order_scores == b.order_scores
+    # (the order scores are float32 sums: a batch may reorder them by an ulp)
+    assert a.axis_order == b.axis_order and a.order_scores == pytest.approx(b.order_scores)
     np.testing.assert_array_equal(a.output, b.output)
   alone = resizing.retarget(random_weights, images[1], outs[1], cfg)  # the library call
   np.testing.assert_array_equal(alone.output, one[1].output)

@@ -320,8 +320,8 @@ def test_sigterm_mid_batch_keeps_every_image_of_the_batch(env):
   Image.fromarray(np.ascontiguousarray(env["photo"][:, ::-1])).save(d / "in" / "b.png")
   code, err = _interrupt_run(
       [f"--input={d}/in", f"--output={d}/out", "--width_ratio=0.75", "--steps=100000",
-       "--chunk=1", "--batch_size=2", "--compilation_cache=", f"--vgg_weights={env['weights']}",
-       f"--report={d}/r.json"], r"reconstruction: started", 0.5, sig=signal.SIGTERM)
+       "--chunk=1", "--batch_size=2", "--compilation_cache=", "--crop_shares=",
+       f"--vgg_weights={env['weights']}", f"--report={d}/r.json"], r"reconstruction: started", 0.5, sig=signal.SIGTERM)
   assert code == 130, err
   assert "Traceback" not in err
   assert err.count("best image so far") == 2, err
@@ -350,7 +350,7 @@ def test_output_equal_to_input_is_refused_up_front(env):
   assert snapshot(d) == before
 
 
-def test_existing_output_needs_overwrite(env):
+def test_existing_output_needs_overwrite(env, capsys):
   d = case_dir(env, "exists")
   src = photo_file(env, d)
   (d / "o.png").write_bytes(b"precious")
@@ -359,8 +359,9 @@ def test_existing_output_needs_overwrite(env):
   assert code == 2
   one_error(err, "already exists; pass --overwrite")
   assert (d / "o.png").read_bytes() == b"precious"
-  code, err = run(f"--input={src}", f"--output={d}/o.png", "--width_ratio=0.75",
-                  f"--vgg_weights={env['weights']}", "--overwrite", *FAST)
+  code, err = run_in_process(capsys, f"--input={src}", f"--output={d}/o.png",
+                             "--width_ratio=0.75", f"--vgg_weights={env['weights']}",
+                             "--overwrite", *FAST)
   assert code == 0, err
   assert np.asarray(Image.open(d / "o.png")).shape == (64, 72, 3)
 

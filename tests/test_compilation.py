@@ -83,3 +83,31 @@ def test_the_executable_cache_loads_a_program_without_tracing_it(tmp_path):
   proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                         timeout=300)
   assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]
+
+
+def test_a_program_first_found_in_the_persistent_cache_is_stored_runnable(tmp_path):
+  """A program JAX's persistent cache already holds: call compiles it afresh before
+  storing it (an XLA:CPU executable loaded from that cache serialized without its
+  object code, and the next process failed with "Function convert_add_fusion not
+  found" when it ran; the CLI's second run of a photo did)."""
+  code = textwrap.dedent(f"""
+      import functools, pathlib, jax, jax.numpy as jnp
+      from dnr_jax.io import compilation
+
+      @functools.partial(jax.jit, static_argnames=("k",))
+      def g(x, k):
+        f = x.astype(jnp.float32)
+        return (f / k).astype(jnp.int32) + jnp.sin(f).astype(jnp.int32)
+
+      compilation.enable_persistent_cache(pathlib.Path({str(tmp_path)!r}) / "c")
+      x = jnp.arange(64, dtype=jnp.uint8)
+      want = int(g(x, k=3)[40])  # compiled and written to JAX's persistent cache
+      jax.clear_caches()
+      assert int(compilation.call(g, x, k=3)[40]) == want  # stored
+      compilation.clear_programs()
+      assert int(compilation.call(g, x, k=3)[40]) == want  # loaded, and it runs
+      print("ok")
+      """)
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        timeout=300)
+  assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]

@@ -30,7 +30,7 @@ def test_target_maps_have_the_shapes_of_the_output_features(random_weights, smal
     assert plan.targets[l].shape == expect[l][1:], l
 
 
-@pytest.mark.parametrize("forward_weight", [0.0, 1.0])
+@pytest.mark.parametrize("forward_weight", [pytest.param(0.0, marks=pytest.mark.slow), 1.0])
 def test_seam_fraction_is_shared_and_warp_makes_up_the_rest(random_weights, small_photo,
                                                             forward_weight):
   # every seam allowed; the feature-space forward energy changes where seams go, not

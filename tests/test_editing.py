@@ -270,6 +270,7 @@ def _cli(*args):
   return proc.returncode, proc.stderr
 
 
+@pytest.mark.slow  # (enlarging and keep masks: in process above; the CLI's mask errors below)
 def test_cli_enlarges_with_a_keep_mask_and_reports_it(cli_files):
   d, wpath, img, keep, _ = cli_files
   code, err = _cli(f"--input={img}", f"--output={d}/big.png", "--width_ratio=1.25",

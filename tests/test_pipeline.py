@@ -36,8 +36,8 @@ def test_retarget_end_to_end(random_weights, small_photo):
   assert not res.interrupted
 
 
-@pytest.mark.parametrize("init", ["linear", pytest.param("seams", marks=pytest.mark.slow),
-                                  pytest.param("noise", marks=pytest.mark.slow)])
+@pytest.mark.slow  # (the default, linear, runs in every end-to-end test)
+@pytest.mark.parametrize("init", ["linear", "seams", "noise"])
 def test_initialisations(random_weights, small_photo, init):
   cfg = dataclasses.replace(FAST, reconstruction=config.ReconstructionConfig(steps=0, init=init),
                             refinement=config.RefinementConfig(steps=0))
@@ -203,8 +203,8 @@ def test_working_size_host_and_pure_paths_agree(random_weights, small_photo, ste
     assert diff.mean() <= 0.5 and np.percentile(diff, 99) <= 2.0
 
 
-@pytest.mark.parametrize("share,window", [pytest.param(0.5, 90, marks=pytest.mark.slow),
-                                          (1.0, 53)])
+@pytest.mark.slow  # (the quick tier lifts a chosen plan in test_audition.py)
+@pytest.mark.parametrize("share,window", [(0.5, 90), (1.0, 53)])
 def test_a_cropping_plan_lifts_to_full_resolution_and_maps_points(random_weights, small_photo,
                                                                   share, window):
   """A crop share: the full-resolution output and the point mapping come from inside the

@@ -65,7 +65,7 @@ def test_forward_energy_costs_match_reference(e, data):
   np.testing.assert_allclose(seam_cost(e, np.asarray(seam), *costs), ref, rtol=1e-5, atol=1e-3)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(hnp.arrays(np.float32, st.tuples(st.integers(2, 10), st.integers(4, 14)),
                   elements=st.floats(0, 100, width=32)), st.data())
 def test_removing_k_seams_keeps_strictly_increasing_rows(e, data):
@@ -142,7 +142,7 @@ def test_vmap_over_a_batch_of_energies():
   np.testing.assert_allclose(batched, single, rtol=1e-6)
 
 
-@settings(max_examples=15, deadline=None)  # each new shape compiles: keep the count low
+@settings(max_examples=8, deadline=None)  # each new shape compiles: keep the count low
 @given(hnp.arrays(np.float32, st.tuples(st.integers(2, 10), st.integers(4, 16)),
                   elements=st.floats(0, 100, width=32)), st.integers(1, 6), st.integers(2, 5))
 def test_batched_carving_removes_exactly_k_disjoint_connected_seams(e, k, batch):

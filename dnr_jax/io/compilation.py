@@ -37,6 +37,7 @@ import threading
 from typing import Any, Callable
 
 import jax
+from jax._src import config as jax_config  # (its context managers: see call)
 import jax.monitoring
 
 _BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
@@ -156,7 +157,11 @@ def call(fn: Callable, *args, **static):
     path = _EXECUTABLES / f"{key}.exe"
     compiled = _load(path)
     if compiled is None:
-      compiled = fn.trace(*args, **static).lower().compile()
+      # Compiled afresh, JAX's persistent cache off: an XLA:CPU executable loaded from
+      # that cache serializes without its object code, and loading it again fails when
+      # it runs ("NOT_FOUND: Function convert_add_fusion not found"). Once per program.
+      with jax_config.enable_compilation_cache(False):
+        compiled = fn.trace(*args, **static).lower().compile()
       _save(path, compiled)
     with _LOCK:
       _LOADED[key] = compiled
