@@ -116,6 +116,7 @@ def test_two_axis_jobs_give_the_same_images_at_batch_sizes_1_and_3(random_weight
   assert plan.axis_order == "auto" and orders == {"width_first", "height_first"}
 
 
+@pytest.mark.slow
 def test_a_bucket_compiles_once(random_weights, photo):
   images = [_resized(photo, 150, 100), _resized(photo, 140, 96)]
   outs = [(im.shape[0], round(im.shape[1] * 0.75)) for im in images]

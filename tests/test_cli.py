@@ -58,6 +58,7 @@ def test_flagfile_run_writes_output_report_and_debug(setup):
     assert (d / f"out_{name}.png").is_file(), name
 
 
+@pytest.mark.slow
 def test_the_audition_names_the_chosen_operator_in_the_report(setup):
   """The default: the crop shares auditioned, the merit of each in the report, the
   highest chosen, no Eq. 4; without a report nothing is scored."""

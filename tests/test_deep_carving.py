@@ -20,9 +20,8 @@ def _feats(weights, image):
   return {k: v[0] for k, v in f.items()}
 
 
-@pytest.mark.parametrize("out_hw", [pytest.param((64, 72), marks=pytest.mark.slow), (64, 48),
-                                    pytest.param((48, 96), marks=pytest.mark.slow),
-                                    pytest.param((40, 60), marks=pytest.mark.slow)])
+@pytest.mark.slow  # (every run checks its output's shape)
+@pytest.mark.parametrize("out_hw", [(64, 72), (64, 48), (48, 96), (40, 60)])
 def test_target_maps_have_the_shapes_of_the_output_features(random_weights, small_photo, out_hw):
   plan = plan_resize(_feats(random_weights, small_photo), (64, 96), out_hw, CFG)
   expect = vgg.feature_shapes(random_weights, *out_hw, CFG.layers)
@@ -94,6 +93,7 @@ def test_enlarging_beyond_twice_is_refused(random_weights, small_photo):
     deep_carving.plan_width(_feats(random_weights, small_photo), 96, 200, CFG)
 
 
+@pytest.mark.slow
 def test_image_level_map_is_the_shallow_layer_map(random_weights, small_photo):
   plan = plan_resize(_feats(random_weights, small_photo), (64, 96), (64, 72), CFG)
   img = deep_carving.apply_plan_to_layer(jnp.asarray(small_photo, jnp.float32), plan,

@@ -145,6 +145,12 @@ def test_infeasible_keep_names_the_largest_shrink(random_weights, small_photo):
   assert 70 <= min_w <= 80 and min_h == 32 or min_h <= 64
   with pytest.raises(resizing.KeepInfeasible, match=f"width >= {min_w} px"):
     resizing.retarget(random_weights, small_photo, (64, min_w - 4), CFG, keep=keep)
+
+
+@pytest.mark.slow
+def test_the_largest_feasible_shrink_holds_the_keep(random_weights, small_photo):
+  keep = _keep_box((64, 96), (0, 64, 10, 80))
+  _, min_w = resizing.keep_limits(keep, (64, 96), CFG)
   res = resizing.retarget(random_weights, small_photo, (64, min_w), CFG, keep=keep)
   assert res.keep_held == pytest.approx(1.0)
 
@@ -218,7 +224,8 @@ def test_labels_move_with_the_pixels(random_weights, small_photo):
 # ----------------------------------------------------------------------------- axis order
 
 
-@pytest.mark.parametrize("order", ["width_first", pytest.param("height_first", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("order", ["width_first", "height_first"])
 def test_both_orders_map_points_and_pixels_consistently(random_weights, small_photo, order):
   cfg = dataclasses.replace(CFG, operator=dataclasses.replace(CFG.operator, axis_order=order))
   res = resizing.retarget(random_weights, small_photo, (48, 72), cfg)

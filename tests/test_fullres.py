@@ -89,6 +89,7 @@ def test_full_resolution_compiles_once_for_photos_of_one_width_class(
       assert seen == [], f"the second photo's lift compiled {seen}"
 
 
+@pytest.mark.slow
 def test_result_target_importance_is_eq1_of_the_targets(random_weights, small_photo):
   s, prep = _prepared(random_weights, small_photo, (64, 72))
   for layer, target in prep.plan.targets.items():

@@ -76,6 +76,7 @@ def test_fine_similarity_of_a_crop_and_a_height_change():
   assert top["fine_coherence"] < 1e-6
 
 
+@pytest.mark.slow
 def test_traceable_completeness_is_the_completeness_half_and_sees_a_cut_object(small_photo):
   """``metrics.completeness`` (usable under jit and vmap) equals the completeness of
   :func:`metrics.bidirectional_similarity`; cutting a distinct object out of the image
