@@ -111,3 +111,26 @@ def test_a_program_first_found_in_the_persistent_cache_is_stored_runnable(tmp_pa
   proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                         timeout=300)
   assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]
+
+
+def test_a_program_stored_first_leaves_jax_persistent_cache_on(tmp_path):
+  """The first compile of a process is the executable cache's (the CLI's case): JAX's
+  persistent cache must stay on for the other programs, so a second process finds them
+  there (it was off for the whole process: the CLI's rerun compiled 11 programs)."""
+  code = textwrap.dedent(f"""
+      import pathlib, jax, jax.numpy as jnp, numpy as np
+      from dnr_jax.io import compilation
+      compilation.enable_persistent_cache(pathlib.Path({str(tmp_path)!r}) / "c")
+      g = jax.jit(lambda x: x * 2)
+      h = jax.jit(lambda x: jnp.sin(x) + 1)
+      x = np.arange(8, dtype=np.float32)  # (host data: no compile before call's)
+      with compilation.CompileCounter() as counter:
+        compilation.call(g, x)
+        h(x)
+      print(counter.stats.cache_hits)
+      """)
+  runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300) for _ in range(2)]
+  for r in runs:
+    assert r.returncode == 0, r.stderr[-3000:]
+  assert runs[1].stdout.split()[-1] == "1", [r.stdout for r in runs]  # h from the cache

@@ -37,6 +37,7 @@ import threading
 from typing import Any, Callable
 
 import jax
+from jax._src import compilation_cache as jax_compilation_cache  # (see call)
 from jax._src import config as jax_config  # (its context managers: see call)
 import jax.monitoring
 
@@ -160,6 +161,9 @@ def call(fn: Callable, *args, **static):
       # Compiled afresh, JAX's persistent cache off: an XLA:CPU executable loaded from
       # that cache serializes without its object code, and loading it again fails when
       # it runs ("NOT_FOUND: Function convert_add_fusion not found"). Once per program.
+      # (JAX decides once per process whether its cache is used, at the first compile:
+      # decide it outside the context, or the whole process would run without it.)
+      jax_compilation_cache.is_cache_used(jax.devices()[0].client)
       with jax_config.enable_compilation_cache(False):
         compiled = fn.trace(*args, **static).lower().compile()
       _save(path, compiled)
