@@ -90,9 +90,11 @@ def debug_panels(image: np.ndarray, res: resizing.Result,
   if masks:
     save("masks", _mask_picture(image, res, masks))
   save("targets", visualize.importance_panel(res.target_importance, res.initial.shape[:2]))
-  save("stages", visualize.panel([base, res.initial, res.reconstructed, res.output],
-                                 ["input", "init", "reconstructed", "output"],
-                                 height=min(600, max(h, res.output.shape[0]))))
+  # (no Eq. 4 ran for a resampling: its pixel map at the working size, then the output)
+  stages = ([base, res.initial, res.reconstructed, res.output],
+            ["input", "init", "reconstructed", "output"]) if res.recon_losses else (
+                [base, res.initial, res.output], ["input", "pixel map (working size)", "output"])
+  save("stages", visualize.panel(*stages, height=min(600, max(h, res.output.shape[0]))))
   if res.recon_losses:
     save("loss", visualize.panel(
         [visualize.plot_curve(res.recon_losses, title="reconstruction loss")]
@@ -161,8 +163,9 @@ def report_entry(task: outputs.Task, image, res: resizing.Result, cfg: RetargetC
       "work_size": {"height": res.work_hw[0], "width": res.work_hw[1]},
       "device": jax.default_backend(),
       "compute_dtype": plans[-1].compute_dtype,
-      "plan": [{"operators": list(p.operators), "axis_order": p.axis_order, "reconstruction_steps": p.steps,
-                "refinement_steps": p.refine_steps, "keep": p.keep, "remove": p.remove}
+      "plan": [{"operators": list(p.operators), "axis_order": p.axis_order,
+                "reconstruction_steps": p.steps, "refinement_steps": p.refine_steps,
+                "keep": p.keep, "remove": p.remove}
                for p in plans],
       "operations": _operations(image.shape[:2], res),
       "axis_order": res.axis_order,
