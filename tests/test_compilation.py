@@ -134,3 +134,35 @@ def test_a_program_stored_first_leaves_jax_persistent_cache_on(tmp_path):
   for r in runs:
     assert r.returncode == 0, r.stderr[-3000:]
   assert runs[1].stdout.split()[-1] == "1", [r.stdout for r in runs]  # h from the cache
+
+
+def test_a_stored_program_that_cannot_run_is_rebuilt(tmp_path):
+  """A program stored without its object code (what an XLA:CPU executable loaded from
+  JAX's persistent cache serializes to) is caught at its first run in the next process,
+  deleted and rebuilt: the job gets the right result, not "NOT_FOUND"."""
+  code = textwrap.dedent(f"""
+      import functools, pathlib, sys, jax, jax.numpy as jnp, numpy as np
+      from dnr_jax.io import compilation
+
+      @functools.partial(jax.jit, static_argnames=("k",))
+      def g(x, k):
+        f = x.astype(jnp.float32)
+        return (f / k).astype(jnp.int32) + jnp.sin(f).astype(jnp.int32)
+
+      root = compilation.enable_persistent_cache(pathlib.Path({str(tmp_path)!r}) / "c")
+      x = np.arange(64, dtype=np.uint8)
+      if sys.argv[1] == "store_a_broken_one":
+        print(int(g(x, k=3)[40]))  # into JAX's persistent cache
+        jax.clear_caches()
+        loaded = g.trace(x, k=3).lower().compile()  # a persistent-cache hit
+        path = root / "executables" / (compilation._key(g, (x,), {{"k": 3}}) + ".exe")
+        compilation._save(path, loaded)
+      else:
+        print(int(compilation.call(g, x, k=3)[40]))
+      """)
+  runs = [subprocess.run([sys.executable, "-c", code, arg], capture_output=True, text=True,
+                         timeout=300) for arg in ("store_a_broken_one", "use")]
+  assert runs[0].returncode == 0, runs[0].stderr[-3000:]
+  assert runs[1].returncode == 0, runs[1].stderr[-3000:]
+  assert runs[1].stdout.split() == runs[0].stdout.split()
+  assert "cannot run" in runs[1].stderr and "rebuilding" in runs[1].stderr

@@ -154,22 +154,59 @@ def call(fn: Callable, *args, **static):
   key = _key(fn, args, static)
   with _LOCK:
     compiled = _LOADED.get(key)
-  if compiled is None:
-    path = _EXECUTABLES / f"{key}.exe"
-    compiled = _load(path)
-    if compiled is None:
-      # Compiled afresh, JAX's persistent cache off: an XLA:CPU executable loaded from
-      # that cache serializes without its object code, and loading it again fails when
-      # it runs ("NOT_FOUND: Function convert_add_fusion not found"). Once per program.
-      # (JAX decides once per process whether its cache is used, at the first compile:
-      # decide it outside the context, or the whole process would run without it.)
-      jax_compilation_cache.is_cache_used(jax.devices()[0].client)
-      with jax_config.enable_compilation_cache(False):
-        compiled = fn.trace(*args, **static).lower().compile()
-      _save(path, compiled)
-    with _LOCK:
-      _LOADED[key] = compiled
+  if compiled is not None:
+    return compiled(*args)
+  path = _EXECUTABLES / f"{key}.exe"
+  compiled = _load(path)
+  if compiled is not None:
+    try:
+      # A loaded program's first run is waited for: one stored without its object code
+      # fails here ("NOT_FOUND: Function convert_divide_fusion not found"), and is
+      # rebuilt instead of failing the job (the inputs are not donated: a rerun is safe).
+      out = jax.block_until_ready(compiled(*args))
+    except jax.errors.JaxRuntimeError as e:
+      if "NOT_FOUND" not in str(e):
+        raise
+      logging.warning("dnr_jax: the cached program %s cannot run (%s); rebuilding",
+                      path.name, str(e).splitlines()[0])
+      path.unlink(missing_ok=True)
+    else:
+      with _LOCK:
+        _LOADED[key] = compiled
+      return out
+  compiled, from_persistent_cache = _compile(fn, args, static)
+  if not from_persistent_cache:
+    _save(path, compiled)
+  with _LOCK:
+    _LOADED[key] = compiled
   return compiled(*args)
+
+
+_COMPILING = threading.local()  # set while _compile runs in this thread
+
+
+def _note_cache_hit(event: str, **_) -> None:
+  if event == _CACHE_HIT and getattr(_COMPILING, "active", False):
+    _COMPILING.hit = True
+
+
+def _compile(fn: Callable, args: tuple, static: dict):
+  """(the compiled program, whether it came from JAX's persistent cache). An XLA:CPU
+  executable loaded from that cache serializes without its object code, so such a
+  program is not stored (:func:`call`); the compile runs with that cache off to get a
+  storable one where JAX honours it (it did not always, on jax 0.10: hence the check)."""
+  # (JAX decides once per process whether its cache is used, at the first compile:
+  # decide it outside the context, or the whole process would run without it.)
+  jax_compilation_cache.is_cache_used(jax.devices()[0].client)
+  _COMPILING.active, _COMPILING.hit = True, False
+  jax.monitoring.register_event_listener(_note_cache_hit)
+  try:
+    with jax_config.enable_compilation_cache(False):
+      compiled = fn.trace(*args, **static).lower().compile()
+  finally:
+    jax.monitoring.unregister_event_listener(_note_cache_hit)
+    _COMPILING.active = False
+  return compiled, _COMPILING.hit
 
 
 @dataclasses.dataclass
