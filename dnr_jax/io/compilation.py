@@ -191,22 +191,34 @@ def _note_cache_hit(event: str, **_) -> None:
 
 
 def _compile(fn: Callable, args: tuple, static: dict):
-  """(the compiled program, whether it came from JAX's persistent cache). An XLA:CPU
-  executable loaded from that cache serializes without its object code, so such a
-  program is not stored (:func:`call`); the compile runs with that cache off to get a
-  storable one where JAX honours it (it did not always, on jax 0.10: hence the check)."""
-  # (JAX decides once per process whether its cache is used, at the first compile:
-  # decide it outside the context, or the whole process would run without it.)
-  jax_compilation_cache.is_cache_used(jax.devices()[0].client)
-  _COMPILING.active, _COMPILING.hit = True, False
-  jax.monitoring.register_event_listener(_note_cache_hit)
-  try:
-    with jax_config.enable_compilation_cache(False):
-      compiled = fn.trace(*args, **static).lower().compile()
-  finally:
-    jax.monitoring.unregister_event_listener(_note_cache_hit)
-    _COMPILING.active = False
-  return compiled, _COMPILING.hit
+  """(the compiled program, whether it came from JAX's persistent cache anyway).
+
+  An XLA:CPU executable loaded from JAX's persistent cache serializes without its object
+  code (loaded again, it fails when it runs: "NOT_FOUND: Function ... not found"), so
+  the program to store is compiled with that cache taken out: JAX reads
+  ``jax_enable_compilation_cache`` only when it opens its cache, so the cache is reset
+  (closed) around the compile, and reset again after it so that the next compile
+  reopens it. Another thread compiling meanwhile just misses the cache. Should a hit
+  still be seen, :func:`call` does not store the program."""
+  quiet = logging.getLogger(jax_compilation_cache.__name__)  # ("Resetting cache at ...")
+  with _COMPILE_LOCK:
+    level = quiet.level
+    quiet.setLevel(max(level, logging.WARNING))
+    _COMPILING.active, _COMPILING.hit = True, False
+    jax.monitoring.register_event_listener(_note_cache_hit)
+    jax_compilation_cache.reset_cache()
+    try:
+      with jax_config.enable_compilation_cache(False):
+        compiled = fn.trace(*args, **static).lower().compile()
+    finally:
+      jax_compilation_cache.reset_cache()
+      jax.monitoring.unregister_event_listener(_note_cache_hit)
+      _COMPILING.active = False
+      quiet.setLevel(level)
+    return compiled, _COMPILING.hit
+
+
+_COMPILE_LOCK = threading.Lock()
 
 
 @dataclasses.dataclass
