@@ -1,5 +1,10 @@
 """Performance figures of dnr_jax in one run on one machine (CPU here; unchanged on GPU).
 
+0. The whole CLI process, as a user runs it (issue 37): a 640x480 photo to 75% width,
+   median, min and max of ``--runs`` processes with warm caches, beside the
+   `seam-carving` package run the same way (a fresh Python that reads, resizes and
+   writes the photo) in the same run, as a ratio; one cold process (empty caches); a
+   12 MP photo (JPEG and PNG); a folder of 20 photos. ``--whole_process`` runs only this.
 1. Image-space seam carving, 640x480 -> 480 wide: ours (jit) vs the ``seam-carving``
    package from PyPI, backward and forward energy.
 2. One reconstruction step vs the bare forward+backward of the layers the loss uses.
@@ -9,7 +14,8 @@
 
 Writes ``results/benchmark/benchmark.md``, ``benchmark.json`` and ``scaling.png``.
 
-    python scripts/benchmark.py [--quick]
+    python scripts/benchmark.py [--quick] [--runs=5]
+    python scripts/benchmark.py --whole_process [--runs=5]               # part 0 only
     python scripts/benchmark.py --batch [--batch_sizes=1,2,4,8,16,32]   # batches, devices
     python scripts/benchmark.py --folder DIR                            # the CLI on a folder
 
@@ -24,12 +30,14 @@ import json
 import pathlib
 import platform
 import resource
+import tempfile
 import time
 
 import jax
 import jax.numpy as jnp
 
 import _photos
+import _processes
 import benchmark_batch
 from dnr_jax.resizing import baselines
 from dnr_jax import config
@@ -50,6 +58,62 @@ def _time(fn, repeat=3):
     jax.block_until_ready(fn())
     best = min(best, time.perf_counter() - t0)
   return first, best
+
+
+def bench_whole_process(runs: int) -> dict:
+  """Part 0: whole processes (see the module docstring); returns rows for the table."""
+  tmp = pathlib.Path(tempfile.mkdtemp(prefix="dnr_bench_"))
+  paths = _processes.inputs(tmp / "in")
+  cold_cache = lambda name: f"--compilation_cache={tmp / ('cold_' + name)}"
+  out = {}
+
+  def job(name, src, dst, extra=()):
+    args = [f"--input={src}", f"--output={dst}", "--width_ratio=0.75", *extra]
+    cold = _processes.dnr(args + [cold_cache(name)])  # empty caches: compiles everything
+    _processes.dnr(args)  # fills the default caches (untimed)
+    warm = [_processes.dnr(args) for _ in range(runs)]
+    out[name] = {"cold": cold, "warm": warm}
+    print(name, "cold", cold, "warm", _processes.summary(warm, "wall"), flush=True)
+
+  job("640x480", paths["640"], tmp / "o640.png")
+  out["640x480"]["report"] = _processes.dnr(
+      [f"--input={paths['640']}", f"--output={tmp / 'o640r.png'}", "--width_ratio=0.75"],
+      report=True)
+  out["640x480"]["seam_carving"] = [
+      _processes.seam_carving([paths["640"]], [tmp / "sc640.png"]) for _ in range(runs)]
+  job("12 MP JPEG", paths["12mp_jpg"], tmp / "o12.jpg")
+  job("12 MP PNG", paths["12mp_png"], tmp / "o12.png")
+  job("folder of 20", paths["folder"], tmp / "ofolder")
+  srcs = sorted(paths["folder"].iterdir())
+  (tmp / "scfolder").mkdir()
+  out["folder of 20"]["seam_carving"] = [_processes.seam_carving(
+      srcs, [tmp / "scfolder" / s.name for s in srcs]) for _ in range(min(runs, 3))]
+  out["folder of 20"]["photos"] = len(srcs)
+  return out
+
+
+def _whole_process_md(wp: dict, runs: int) -> list[str]:
+  s = _processes.summary
+  L = ["### The whole CLI process (`python -m dnr_jax.main`), to 75% width", "",
+       f"Median (min-max) of {runs} processes with warm caches (after one untimed run); "
+       "cold = one process with an empty `--compilation_cache`. The `seam-carving` "
+       "package (backward energy) runs in a fresh Python that reads, resizes and writes "
+       "the same photos, in the same run.", "",
+       "| job | warm wall (s) | CPU (s) | peak RSS (MB) | cold wall (s) | "
+       "`seam-carving` wall (s) | ratio ours / theirs |", "|---|---|---|---|---|---|---|"]
+  for name, r in wp.items():
+    sc = r.get("seam_carving")
+    ratio = (f"{_processes.median(r['warm'], 'wall') / _processes.median(sc, 'wall'):.2f}"
+             if sc else "")
+    theirs = s(sc, "wall", ".2f") if sc else "- (hours at 12 MP: not run)"
+    rate = (f" ({r['photos'] / _processes.median(r['warm'], 'wall'):.2f} photos/s)"
+            if "photos" in r else "")
+    L.append(f"| {name} | {s(r['warm'], 'wall', '.2f')}{rate} | {s(r['warm'], 'cpu')} | "
+             f"{s(r['warm'], 'rss_mb', '.0f')} | {r['cold']['wall']:.1f} | {theirs} | {ratio} |")
+  rep = wp["640x480"]["report"]
+  L += ["", f"640x480 with `--report` (also scores the result): {rep['wall']:.1f} s; its "
+        "phases (s): " + ", ".join(f"{k} {v:.2f}" for k, v in rep["timings"].items()), ""]
+  return L
 
 
 def bench_seam_carving(img, repeat):
@@ -156,6 +220,10 @@ def _md(results) -> str:
   dev = results["device"]
   L = [f"Benchmark: {results['date']}, {dev}, jax {jax.__version__}, "
        f"`python scripts/benchmark.py{' --quick' if results['quick'] else ''}`", ""]
+  if "whole_process" in results:
+    L += _whole_process_md(results["whole_process"], results["runs"])
+  if "forward_block5_pool_640x480" not in results:
+    return "\n".join(L) + "\n"
   if "seam_carving" in results:
     L += ["### Image-space seam carving, 640x480 -> 480x480", "",
           "| energy | dnr_jax (s) | seam-carving 1.1.0 (s) | speed-up | dnr_jax first call incl. compile (s) |",
@@ -218,6 +286,8 @@ def main():
   ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
   ap.add_argument("--out", default="results/benchmark")
   ap.add_argument("--repeat", type=int, default=3)
+  ap.add_argument("--runs", type=int, default=5, help="whole processes per job (part 0)")
+  ap.add_argument("--whole_process", action="store_true", help="only part 0")
   ap.add_argument("--batch", action="store_true",
                   help="only batches: images/s by batch size, loops, bfloat16")
   ap.add_argument("--batch_sizes", default="",
@@ -233,14 +303,21 @@ def main():
   if args.folder:
     benchmark_batch.main_folder(args, out)
     return
-  w = weights_lib.load_vgg19()
   if args.batch:
-    benchmark_batch.main_batch(args, w, out)
+    benchmark_batch.main_batch(args, weights_lib.load_vgg19(), out)
     return
   dev = jax.devices()[0]
-  results = {"date": time.strftime("%Y-%m-%d"), "quick": args.quick,
+  results = {"date": time.strftime("%Y-%m-%d"), "quick": args.quick, "runs": args.runs,
              "device": f"{dev.platform}: {dev.device_kind}, {platform.processor() or platform.machine()}, "
                        f"{jax.local_device_count()} device(s), host cores {__import__('os').cpu_count()}"}
+  if not args.quick:
+    results["whole_process"] = bench_whole_process(args.runs)
+  if args.whole_process:
+    (out / "whole_process.json").write_text(json.dumps(results, indent=1))
+    (out / "whole_process.md").write_text(_md(results))
+    print(_md(results))
+    return
+  w = weights_lib.load_vgg19()
   img = _photos.benchmark_photo(480, 640)
   results["forward_block5_pool_640x480"] = bench_forward(w, img, args.repeat)
   if not args.quick:

@@ -71,6 +71,63 @@ def test_padded_lift_in_row_bands_equals_the_unpadded_lift(random_weights, small
   np.testing.assert_allclose(banded, whole, atol=1e-3)
 
 
+def _crop_and_warp_lift(h, w, start, n_valid, cells):
+  """A row-uniform plan: every working row keeps columns [start, start + n_valid)."""
+  kept = np.tile(np.arange(start, start + n_valid, dtype=np.int32), (h, 1))
+  kept = np.concatenate([kept, np.full((h, w - n_valid), start + n_valid - 1, np.int32)], 1)
+  return fullres.AxisLift(kept, np.int32(n_valid), np.asarray(cells, np.float32),
+                          np.asarray((h, w), np.int32), np.int32(len(cells)))
+
+
+def test_sample_columns_is_sample_rows_with_one_map_for_every_row():
+  x = np.random.default_rng(1).integers(0, 256, (37, 90, 3)).astype(np.uint8)
+  coords = np.sort(np.random.default_rng(2).uniform(-1, 91, 61)).astype(np.float32)
+  per_row = resample.sample_rows(jnp.asarray(x), jnp.broadcast_to(coords, (37, 61)))
+  np.testing.assert_allclose(resample.sample_columns(jnp.asarray(x), jnp.asarray(coords)),
+                             per_row, atol=1e-3)
+
+
+def test_a_row_uniform_lift_takes_the_one_map_path_with_the_same_pixels():
+  """A crop + warp carves the same columns in every row: the host lifts it through one
+  1-D map (fullres.uniform_tile), which must equal the per-row lift; seams are not
+  row-uniform."""
+  image = np.random.default_rng(3).integers(0, 256, (150, 230, 3)).astype(np.uint8)
+  lift = _crop_and_warp_lift(30, 46, 5, 38, [40.0, 60.0, 70.0])
+  assert fullres.row_uniform(lift)
+  seams = lift._replace(kept=lift.kept.copy())
+  seams.kept[7, 10:] += 1
+  assert not fullres.row_uniform(seams)
+  size = (np.int32(150), np.int32(230))
+  per_row = np.asarray(fullres.lifted_tile(jnp.asarray(image), lift, np.int32(0), size,
+                                           np.int32(170), 170))
+  coords = fullres.lifted_row(lift, size, np.int32(170), 170)
+  one_map = np.asarray(fullres.uniform_tile(jnp.asarray(image), coords, size[1]))
+  # (per row, the map is interpolated between working rows: equal up to float rounding)
+  np.testing.assert_allclose(one_map, per_row, atol=2e-2)
+  as_uint8 = np.asarray(fullres.uniform_tile(jnp.asarray(image), coords, size[1],
+                                             as_uint8=True))
+  assert as_uint8.dtype == np.uint8
+  assert np.abs(as_uint8.astype(int) - resizing.to_uint8(per_row).astype(int)).max() <= 1
+
+
+def test_a_resampling_comes_back_from_the_host_as_its_final_uint8_pixels(
+    random_weights, small_photo):
+  """No Eq. 4 (``correct=False``): the host path rounds on the device and returns
+  uint8, equal to rounding the pure (one-piece) path; for a seams plan and for a crop."""
+  image = _photo(small_photo, 150, 230)
+  s, prep = _prepared(random_weights, image, (150, 170))
+  width = prep.plan.width
+  crop = width._replace(kept={**width.kept, SHALLOW: jnp.asarray(_crop_and_warp_lift(
+      *width.kept[SHALLOW].shape, 3, int(width.num_valid[SHALLOW]), [1.0]).kept)})
+  for plan_width in (width, crop):
+    p = prep._replace(plan=prep.plan._replace(width=plan_width))
+    host = resizing.full_resolution_tiled(image, p, prep.init, s, CFG, SHALLOW, correct=False)
+    pure = fullres.full_resolution(jnp.asarray(image), p, prep.init, s, CFG, SHALLOW,
+                                   correct=False)
+    assert host.dtype == np.uint8 and host.shape == (150, 170, 3)
+    assert np.abs(host.astype(int) - resizing.to_uint8(pure).astype(int)).max() <= 1
+
+
 def test_full_resolution_compiles_once_for_photos_of_one_width_class(
     random_weights, small_photo, compilations):
   """Two photos with different heights, hence different working shapes, but widths in

@@ -120,6 +120,22 @@ def test_a_second_image_of_the_same_sizes_compiles_nothing(random_weights, small
   assert seen == []
 
 
+def test_photos_of_other_sizes_but_one_working_shape_compile_nothing_new(
+    random_weights, small_photo, compilations):
+  """The default path (the audition, a resampling planned at ``plan_size``, lifted):
+  300x200 and 306x204 share the working shapes (64x43 -> 48x43) and the lift's size
+  classes, so the second photo compiles nothing (the plan's full-resolution sizes
+  are not part of the compiled programs)."""
+  cfg = config.RetargetConfig(plan_size=64)
+  photo = lambda w, h: np.asarray(Image.fromarray(small_photo).resize((w, h)))
+  first = resizing.retarget(random_weights, photo(300, 200), (200, 225), cfg)
+  assert first.work_hw == (43, 64) and first.output.shape == (200, 225, 3)
+  with compilations() as seen:
+    second = resizing.retarget(random_weights, photo(306, 204), (204, 230), cfg)
+  assert second.work_hw == (43, 64) and second.output.shape == (204, 230, 3)
+  assert seen == [], f"compiled {seen}"
+
+
 @pytest.mark.slow
 def test_changing_only_the_step_count_reuses_the_compilations(random_weights, small_photo,
                                                                compilations):

@@ -12,7 +12,8 @@ Kernels:
   likewise when downscaling.
 
 :func:`sample_rows` is the same kernel at arbitrary per-row fractional positions: it
-applies a full-resolution column map (seams + warp lifted from the working size).
+applies a full-resolution column map (seams + warp lifted from the working size);
+:func:`sample_columns` the same with one map for every row (a crop or a warp).
 All functions are pure and jit/vmap like any jnp code.
 """
 
@@ -135,6 +136,19 @@ def resize_host(image: np.ndarray, out_hw: tuple[int, int], kind: str = "linear"
   return out
 
 
+def sample_columns(image: jax.Array, coords: jax.Array, kind: str = "cubic",
+                   width=None) -> jax.Array:
+  """out[y, x'] = image[y, coords[x']]: :func:`sample_rows` with one column map shared by
+  every row (a crop, a warp: 1-D taps, one gather per tap). ``image`` (H, W, C),
+  ``coords`` (W',); returns (H, W', C) float32."""
+  w = image.shape[1]
+  idx, wts = _taps(coords.astype(jnp.float32), w if width is None else width, kind, 1.0, 1.0)
+  out = jnp.zeros((image.shape[0], coords.shape[0], image.shape[2]), jnp.float32)
+  for t in range(idx.shape[-1]):
+    out = out + jnp.take(image, idx[:, t], axis=1).astype(jnp.float32) * wts[None, :, t, None]
+  return out
+
+
 def sample_rows(image: jax.Array, coords: jax.Array, kind: str = "cubic",
                 width=None) -> jax.Array:
   """out[y, x'] = image[y, coords[y, x']] interpolated along x (no antialiasing).
@@ -147,8 +161,12 @@ def sample_rows(image: jax.Array, coords: jax.Array, kind: str = "cubic",
   Returns:
     (H, W', C) float32.
   """
-  h, w = image.shape[:2]
+  w = image.shape[1]
   idx, wts = _taps(coords.astype(jnp.float32), w if width is None else width, kind, 1.0, 1.0)
-  rows = jnp.arange(h)[:, None, None]
-  g = image.astype(jnp.float32)[rows, idx]  # (H, W', taps, C)
-  return jnp.einsum("hwtc,hwt->hwc", g, wts)
+  # One gather per tap, accumulated: XLA fuses each into the sum, where gathering all
+  # taps at once materialises an (H, W', taps, C) float array (3.5x slower on a CPU).
+  out = jnp.zeros((*coords.shape, image.shape[2]), jnp.float32)
+  for t in range(idx.shape[-1]):
+    tap = jnp.take_along_axis(image, idx[..., t, None], axis=1)
+    out = out + tap.astype(jnp.float32) * wts[..., t, None]
+  return out

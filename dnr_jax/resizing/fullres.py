@@ -114,9 +114,9 @@ def lifted_coords(lift: AxisLift, rows: jax.Array, full_rows, full_cols, out_col
   return (1.0 - t) * source(y0) + t * source(y1)
 
 
-@functools.partial(jax.jit, static_argnames=("out_len", "kind"))
+@functools.partial(jax.jit, static_argnames=("out_len", "kind", "as_uint8"))
 def lifted_tile(band: jax.Array, lift: AxisLift, start: jax.Array, full_hw, out_cols,
-                out_len: int, kind: str = "cubic") -> jax.Array:
+                out_len: int, kind: str = "cubic", as_uint8: bool = False) -> jax.Array:
   """Rows [start, start + len(band)) (clamped) of the lifted map applied to the picture.
 
   ``band`` (r, W_pad, C) holds the picture's rows from ``start`` on (rows past its end
@@ -124,11 +124,39 @@ def lifted_tile(band: jax.Array, lift: AxisLift, start: jax.Array, full_hw, out_
   ``start=0`` to lift it in one piece. The result is (r, out_len, C), whose first
   ``out_cols`` columns are real. Sizes are traced: one compilation per (r, W_pad,
   out_len, plan padding), whatever the photo's height (see :func:`size_class`).
+  ``as_uint8``: the result rounded to uint8 on the device (a resampling's final pixels:
+  a quarter of the transfer, and no float copy of a 12 MP picture on the host).
   """
   full_rows, full_cols = full_hw
   rows = jnp.clip(start + jnp.arange(band.shape[0], dtype=jnp.int32), 0, full_rows - 1)
   coords = lifted_coords(lift, rows, full_rows, full_cols, out_cols, out_len)
-  return resample.sample_rows(band[rows - start], coords, kind, width=full_cols)
+  out = resample.sample_rows(band[rows - start], coords, kind, width=full_cols)
+  return jnp.clip(jnp.round(out), 0, 255).astype(jnp.uint8) if as_uint8 else out
+
+
+@functools.partial(jax.jit, static_argnames=("out_len",))
+def lifted_row(lift: AxisLift, full_hw, out_cols, out_len: int) -> jax.Array:
+  """The lifted map (out_len,) of a plan whose rows all carve the same columns (a crop,
+  a warp, or both: :func:`row_uniform`): every full row then has this one map."""
+  full_rows, full_cols = full_hw
+  return lifted_coords(lift, jnp.zeros((1,), jnp.int32), full_rows, full_cols, out_cols,
+                       out_len)[0]
+
+
+@functools.partial(jax.jit, static_argnames=("kind", "as_uint8"))
+def uniform_tile(band: jax.Array, coords: jax.Array, full_cols, kind: str = "cubic",
+                 as_uint8: bool = False) -> jax.Array:
+  """:func:`lifted_tile` for a row-uniform plan: ``band``'s rows through the one map
+  ``coords`` (from :func:`lifted_row`): 1-D taps, no per-row map to compute (with the
+  uint8 result, a 12 MP crop + warp lifts in 0.13 s instead of ~1 s)."""
+  out = resample.sample_columns(band, coords, kind, width=full_cols)
+  return jnp.clip(jnp.round(out), 0, 255).astype(jnp.uint8) if as_uint8 else out
+
+
+def row_uniform(lift: AxisLift) -> bool:
+  """Whether every real working row of ``lift`` (host arrays) keeps the same columns."""
+  kept = np.asarray(lift.kept)[:int(lift.work_hw[0])]
+  return bool(np.all(kept == kept[:1]))
 
 
 # The correction is an upsampling (working -> full size); rounding working sides to a
@@ -174,9 +202,10 @@ def pad_to(x: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
   return out
 
 
-def tiled(fn, rows: int, tile: int, cols: int, channels: int = 3, progress=None) -> np.ndarray:
+def tiled(fn, rows: int, tile: int, cols: int, channels: int = 3, progress=None,
+          dtype=np.float32) -> np.ndarray:
   """Host loop: ``fn(start)`` -> (tile, cols, C) for each tile; returns (rows, cols, C)."""
-  out = np.empty((rows, cols, channels), np.float32)
+  out = np.empty((rows, cols, channels), dtype)
   for start in range(0, rows, tile):
     n = min(tile, rows - start)
     out[start:start + n] = np.asarray(fn(np.int32(start)))[:n]
@@ -219,7 +248,8 @@ def full_resolution(image: jax.Array, prep, work_final: jax.Array, s,
   array); an integer runs host loops over row tiles of that many rows (memory bounded
   by the tile) on arrays padded to :func:`size_class` sizes (one compilation
   per size class, not per photo size) and returns a NumPy array. Both return float32
-  0..255, (H', W', 3).
+  0..255, (H', W', 3), except the host path of a resampling (``correct=False``), which
+  returns the final uint8 pixels (rounded on the device).
   """
   (h, w), (oh, ow) = s.image, s.out
   plan, init = prep.plan, prep.init
@@ -229,6 +259,7 @@ def full_resolution(image: jax.Array, prep, work_final: jax.Array, s,
     total = (h if plan.width is not None else 0) + (ow if plan.height is not None else 0) + oh
   done = [0]
   host = tile is not None
+  as_uint8 = host and not correct  # the lifts are then the final pixels
   cls = size_class if host else (lambda n: n)
 
   def run(fn, rows, cols, length):
@@ -237,7 +268,8 @@ def full_resolution(image: jax.Array, prep, work_final: jax.Array, s,
     if not host:
       return fn(np.int32(0), rows)[:, :cols]
     report = (lambda d, _: progress(done[0] + d, total)) if progress else None
-    out = tiled(lambda start: fn(start, tile), rows, tile, length, progress=report)
+    out = tiled(lambda start: fn(start, tile), rows, tile, length, progress=report,
+                dtype=np.uint8 if as_uint8 else np.float32)
     done[0] += rows
     return out[:, :cols]
 
@@ -255,8 +287,14 @@ def full_resolution(image: jax.Array, prep, work_final: jax.Array, s,
     src = np.asarray(src)
     lift = pad_lift(jax.device_get(lift))
     band = lambda st: jax.device_put(pad_to(src[st:st + tile], (tile, cls(cols))))
+    if row_uniform(lift):  # a crop / warp: one map for all rows (the result is the same)
+      coords = compilation.call(lifted_row, lift, size, np.int32(out_cols), out_len=length)
+      return run(lambda st, n: compilation.call(uniform_tile, band(int(st)), coords, size[1],
+                                                as_uint8=as_uint8),
+                 rows, out_cols, length)
     return run(lambda st, n: compilation.call(lifted_tile, band(int(st)), lift, st, size,
-                                              np.int32(out_cols), out_len=length),
+                                              np.int32(out_cols), out_len=length,
+                                              as_uint8=as_uint8),
                rows, out_cols, length)
 
   xp = np if host else jnp
@@ -279,6 +317,8 @@ def full_resolution(image: jax.Array, prep, work_final: jax.Array, s,
   if not correct:
     if progress:
       progress(total, total)
+    if as_uint8 and base is not image:
+      return base
     return xp.clip(xp.asarray(base, xp.float32), 0.0, 255.0)
   if not host:
     out_size = (np.int32(oh), np.int32(ow))

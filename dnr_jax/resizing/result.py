@@ -62,8 +62,11 @@ class Result:
 
 
 def to_uint8(x) -> np.ndarray:
-  """0..255 floats -> uint8 (rounded, clipped), on the host."""
-  return np.clip(np.round(np.asarray(x)), 0, 255).astype(np.uint8)
+  """0..255 floats -> uint8 (rounded, clipped), on the host; uint8 passes through."""
+  x = np.asarray(x)
+  if x.dtype == np.uint8:
+    return x
+  return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
 
 def _kept_span(plan: deep_carving.AxisPlan, n: int) -> tuple[int, int]:
