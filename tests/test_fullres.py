@@ -100,14 +100,50 @@ def test_a_row_uniform_lift_takes_the_one_map_path_with_the_same_pixels():
   size = (np.int32(150), np.int32(230))
   per_row = np.asarray(fullres.lifted_tile(jnp.asarray(image), lift, np.int32(0), size,
                                            np.int32(170), 170))
-  coords = fullres.lifted_row(lift, size, np.int32(170), 170)
-  one_map = np.asarray(fullres.uniform_tile(jnp.asarray(image), coords, size[1]))
+  coords, scale = fullres.lifted_row(lift, size, np.int32(170), 170)
+  one_map = np.asarray(fullres.uniform_tile(jnp.asarray(image), coords, scale, size[1]))
   # (per row, the map is interpolated between working rows: equal up to float rounding)
   np.testing.assert_allclose(one_map, per_row, atol=2e-2)
-  as_uint8 = np.asarray(fullres.uniform_tile(jnp.asarray(image), coords, size[1],
+  as_uint8 = np.asarray(fullres.uniform_tile(jnp.asarray(image), coords, scale, size[1],
                                              as_uint8=True))
   assert as_uint8.dtype == np.uint8
   assert np.abs(as_uint8.astype(int) - resizing.to_uint8(per_row).astype(int)).max() <= 1
+
+
+def test_the_warp_scale_is_the_slope_of_the_warp_coordinates():
+  from dnr_jax.ops import column_maps  # pylint: disable=g-import-not-at-top
+  cells = jnp.asarray([1.0, 3.0, 0.5, 2.0])
+  coords = np.asarray(column_maps.warp_coords(cells, 400, 150))
+  scale = np.asarray(column_maps.warp_scale(cells, 400, 150))
+  slope = np.diff(coords)
+  inside = np.abs(np.diff(slope, prepend=slope[0])) < 1e-3  # not at a cell border
+  np.testing.assert_allclose(scale[:-1][inside], slope[inside], rtol=1e-3)
+  np.testing.assert_allclose(sorted(set(np.round(scale, 2))), [1.44, 2.17, 4.33, 8.67])
+
+
+def test_a_squeezed_warp_cell_is_antialiased_not_aliased():
+  """Columns alternating black and white, the left half squeezed 3.3x by the warp
+  (cells 1.2 : 2.8 of a half-width output): point samples 3.3 px apart beat against
+  the stripes (aliasing: bands of dark and light); the lifted map widens its kernel by
+  the squeeze and shows the mean grey, on the host (1-D map) and per row alike."""
+  h, w = 40, 400
+  stripes = np.zeros((h, w, 3), np.uint8)
+  stripes[:, ::2] = 255
+  lift = _crop_and_warp_lift(10, 100, 0, 100, [1.2, 2.8])
+  size, out = (np.int32(h), np.int32(w)), 200
+  coords, scale = fullres.lifted_row(lift, size, np.int32(out), out)
+  assert abs(float(scale[10]) - 10 / 3) < 1 / 64 and abs(float(scale[150]) - 200 / 140) < 1 / 64
+  left = slice(5, 55)  # inside the squeezed cell, away from its border and the edge
+  point = np.asarray(fullres.uniform_tile(jnp.asarray(stripes), coords, scale, size[1]))
+  assert point[:, left].std() > 30  # the beat
+  bound = fullres.stretch_class(float(np.max(scale)))
+  assert bound == 5.0
+  smooth = np.asarray(fullres.uniform_tile(jnp.asarray(stripes), coords, scale, size[1],
+                                           max_stretch=bound))
+  assert abs(smooth[:, left].mean() - 127.5) < 3 and smooth[:, left].std() < 6
+  per_row = np.asarray(fullres.lifted_tile(jnp.asarray(stripes), lift, np.int32(0), size,
+                                           np.int32(out), out, max_stretch=bound))
+  np.testing.assert_allclose(per_row, smooth, atol=2e-2)
 
 
 def test_a_resampling_comes_back_from_the_host_as_its_final_uint8_pixels(

@@ -193,6 +193,20 @@ def warp_coords(cell_widths: jax.Array, num_src: jax.Array | int, w_out,
   return u * jnp.asarray(num_src, jnp.float32) - 0.5
 
 
+def warp_scale(cell_widths: jax.Array, num_src: jax.Array | int, w_out,
+               length: int | None = None, num_cells=None) -> jax.Array:
+  """Source pixels per output pixel (w_out,) of :func:`warp_coords`' warp, per output
+  position (constant within a cell): > 1 where a cell is squeezed. A sampler widens
+  its kernel by it there (antialiasing); arguments as :func:`warp_coords`."""
+  n = cell_widths.shape[0] if num_cells is None else num_cells
+  edges = jnp.concatenate([jnp.zeros(1), jnp.cumsum(cell_widths)])
+  edges = edges / edges[-1]
+  v = (jnp.arange(w_out if length is None else length, dtype=jnp.float32) + 0.5) / w_out
+  cell = jnp.clip(jnp.sum(edges[None, 1:] <= v[:, None], axis=1), 0, n - 1)
+  out_px = jnp.maximum(edges[cell + 1] - edges[cell], 1e-12) * jnp.asarray(w_out, jnp.float32)
+  return jnp.asarray(num_src, jnp.float32) / jnp.asarray(n, jnp.float32) / out_px
+
+
 def cell_profile(column_importance: jax.Array, num_valid: jax.Array | int, num_cells: int,
                  samples_per_cell: int = 8) -> jax.Array:
   """Mean of a column profile's valid part over ``num_cells`` equal normalised cells.

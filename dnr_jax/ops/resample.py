@@ -48,10 +48,11 @@ def _taps(positions, size, kind: str, stretch, max_stretch: float, xp=jnp):
   ``xp``: ``jax.numpy`` (default) or ``numpy`` (the host twins below).
   """
   n = int(math.ceil(2 * _SUPPORT[kind] * max_stretch)) + 1
-  support = _SUPPORT[kind] * stretch
+  support = _SUPPORT[kind] * stretch  # (a scalar, or an array shaped like positions)
   first = xp.floor(positions - support + 0.5).astype(xp.int32)
   idx = first[..., None] + xp.arange(n, dtype=xp.int32)
-  w = _kernel(kind, (idx.astype(xp.float32) - positions[..., None]) / stretch, xp)
+  per_tap = stretch[..., None] if getattr(stretch, "ndim", 0) else stretch
+  w = _kernel(kind, (idx.astype(xp.float32) - positions[..., None]) / per_tap, xp)
   w = w / xp.maximum(xp.sum(w, axis=-1, keepdims=True), 1e-8)
   return xp.clip(idx, 0, size - 1), w.astype(xp.float32)
 
@@ -136,13 +137,23 @@ def resize_host(image: np.ndarray, out_hw: tuple[int, int], kind: str = "linear"
   return out
 
 
+def _stretch_of(stretch, coords, max_stretch: float):
+  """The kernel's widening per sample: 1 (none), or ``stretch`` clipped to [1, max]."""
+  if stretch is None:
+    return 1.0
+  return jnp.clip(jnp.broadcast_to(stretch, coords.shape).astype(jnp.float32), 1.0,
+                  max_stretch)
+
+
 def sample_columns(image: jax.Array, coords: jax.Array, kind: str = "cubic",
-                   width=None) -> jax.Array:
+                   width=None, stretch=None, max_stretch: float = 1.0) -> jax.Array:
   """out[y, x'] = image[y, coords[x']]: :func:`sample_rows` with one column map shared by
   every row (a crop, a warp: 1-D taps, one gather per tap). ``image`` (H, W, C),
-  ``coords`` (W',); returns (H, W', C) float32."""
+  ``coords`` (W',); ``stretch`` (W',) as in :func:`sample_rows`; returns (H, W', C)
+  float32."""
   w = image.shape[1]
-  idx, wts = _taps(coords.astype(jnp.float32), w if width is None else width, kind, 1.0, 1.0)
+  idx, wts = _taps(coords.astype(jnp.float32), w if width is None else width, kind,
+                   _stretch_of(stretch, coords, max_stretch), max_stretch)
   out = jnp.zeros((image.shape[0], coords.shape[0], image.shape[2]), jnp.float32)
   for t in range(idx.shape[-1]):
     out = out + jnp.take(image, idx[:, t], axis=1).astype(jnp.float32) * wts[None, :, t, None]
@@ -150,19 +161,24 @@ def sample_columns(image: jax.Array, coords: jax.Array, kind: str = "cubic",
 
 
 def sample_rows(image: jax.Array, coords: jax.Array, kind: str = "cubic",
-                width=None) -> jax.Array:
-  """out[y, x'] = image[y, coords[y, x']] interpolated along x (no antialiasing).
+                width=None, stretch=None, max_stretch: float = 1.0) -> jax.Array:
+  """out[y, x'] = image[y, coords[y, x']] interpolated along x.
 
   Args:
     image: (H, W, C).
     coords: (H, W') fractional source columns (pixel centres at integers).
     kind: the kernel.
     width: the real width (may be traced) when ``image`` is padded; default W.
+    stretch: None (point sampling), or source pixels per output pixel, broadcastable
+      to ``coords`` (e.g. (W',) for a warp): where > 1 the kernel is widened by it,
+      as a resize does when it shrinks (antialiasing), up to the static
+      ``max_stretch``, which fixes the number of taps.
   Returns:
     (H, W', C) float32.
   """
   w = image.shape[1]
-  idx, wts = _taps(coords.astype(jnp.float32), w if width is None else width, kind, 1.0, 1.0)
+  idx, wts = _taps(coords.astype(jnp.float32), w if width is None else width, kind,
+                   _stretch_of(stretch, coords, max_stretch), max_stretch)
   # One gather per tap, accumulated: XLA fuses each into the sum, where gathering all
   # taps at once materialises an (H, W', taps, C) float array (3.5x slower on a CPU).
   out = jnp.zeros((*coords.shape, image.shape[2]), jnp.float32)

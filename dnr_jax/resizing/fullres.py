@@ -11,7 +11,11 @@ The output is then rendered at the input's full resolution:
    carved columns stay blocks of ``s`` pixels that keep their native detail, the
    warp (normalised cell coordinates) is evaluated at full resolution, and between
    working rows the source position is interpolated so a seam's staircase becomes a
-   smooth diagonal. The full-resolution pixels are sampled with a cubic kernel.
+   smooth diagonal. The full-resolution pixels are sampled with a cubic kernel,
+   widened where the Eq. 3 warp squeezes a cell (:func:`lifted_scale`: antialiasing,
+   as any resize does when it shrinks; the paper samples its maps at the working size
+   only, where the question does not arise). A crop or warp (every row the same map)
+   is sampled with one 1-D map (:func:`uniform_tile`), seams per row.
 2. **Low-frequency correction.** What the reconstruction changed at the working size
    (``final - init``, both working-size images) is upsampled and added: the output is
    ``lifted(full) + up(final - init)`` = the reconstruction's colours and shapes at
@@ -114,9 +118,41 @@ def lifted_coords(lift: AxisLift, rows: jax.Array, full_rows, full_cols, out_col
   return (1.0 - t) * source(y0) + t * source(y1)
 
 
-@functools.partial(jax.jit, static_argnames=("out_len", "kind", "as_uint8"))
+def lifted_scale(lift: AxisLift, full_cols, out_cols, out_len: int | None = None):
+  """(out_len,) source pixels per output pixel of the lifted map: the Eq. 3 warp's
+  squeeze of each output column (the carved blocks keep their scale). The samplers
+  widen their kernel by it (antialiasing: a warp cell squeezed 3x on a brick wall or
+  grass would otherwise alias into sparkle and moire at 100%)."""
+  s = jnp.asarray(full_cols, jnp.float32) / lift.work_hw[1].astype(jnp.float32)
+  scale = column_maps.warp_scale(lift.cell_widths, lift.num_valid.astype(jnp.float32) * s,
+                                 out_cols, out_len, num_cells=lift.num_cells)
+  # Quantised to 1/64 px: a cell width's last-bit difference (a vmapped batch sums in
+  # another order) must not move the kernel, or batch and single runs differ by a grey
+  # level here and there.
+  return jnp.round(scale * 64.0) / 64.0
+
+
+# The kernel widens up to this squeeze (static: it fixes the taps, 4 * x + 1 for cubic);
+# the host rounds a plan's largest squeeze up to one of these classes, so a few
+# compilations serve every plan. The operator's cells squeeze at most 1 /
+# min_cell_scale (5x by default).
+STRETCH_CLASSES = (1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
+
+
+def stretch_class(largest: float) -> float:
+  """The smallest of :data:`STRETCH_CLASSES` that holds ``largest`` (capped at the last)."""
+  return next((c for c in STRETCH_CLASSES if largest <= c + 1e-3), STRETCH_CLASSES[-1])
+
+
+def stretch_bound(cfg: RetargetConfig) -> float:
+  """The static bound for a traced plan (the pure path): the operator's largest squeeze."""
+  return stretch_class(1.0 / cfg.operator.min_cell_scale)
+
+
+@functools.partial(jax.jit, static_argnames=("out_len", "kind", "as_uint8", "max_stretch"))
 def lifted_tile(band: jax.Array, lift: AxisLift, start: jax.Array, full_hw, out_cols,
-                out_len: int, kind: str = "cubic", as_uint8: bool = False) -> jax.Array:
+                out_len: int, kind: str = "cubic", as_uint8: bool = False,
+                max_stretch: float = 1.0) -> jax.Array:
   """Rows [start, start + len(band)) (clamped) of the lifted map applied to the picture.
 
   ``band`` (r, W_pad, C) holds the picture's rows from ``start`` on (rows past its end
@@ -126,30 +162,41 @@ def lifted_tile(band: jax.Array, lift: AxisLift, start: jax.Array, full_hw, out_
   out_len, plan padding), whatever the photo's height (see :func:`size_class`).
   ``as_uint8``: the result rounded to uint8 on the device (a resampling's final pixels:
   a quarter of the transfer, and no float copy of a 12 MP picture on the host).
+  ``max_stretch`` > 1: antialiased where the warp squeezes (:func:`lifted_scale`), up to
+  that squeeze; 1 = point samples.
   """
   full_rows, full_cols = full_hw
   rows = jnp.clip(start + jnp.arange(band.shape[0], dtype=jnp.int32), 0, full_rows - 1)
   coords = lifted_coords(lift, rows, full_rows, full_cols, out_cols, out_len)
-  out = resample.sample_rows(band[rows - start], coords, kind, width=full_cols)
+  stretch = lifted_scale(lift, full_cols, out_cols, out_len) if max_stretch > 1 else None
+  out = resample.sample_rows(band[rows - start], coords, kind, width=full_cols,
+                             stretch=stretch, max_stretch=max_stretch)
   return jnp.clip(jnp.round(out), 0, 255).astype(jnp.uint8) if as_uint8 else out
 
 
 @functools.partial(jax.jit, static_argnames=("out_len",))
-def lifted_row(lift: AxisLift, full_hw, out_cols, out_len: int) -> jax.Array:
-  """The lifted map (out_len,) of a plan whose rows all carve the same columns (a crop,
-  a warp, or both: :func:`row_uniform`): every full row then has this one map."""
+def lifted_row(lift: AxisLift, full_hw, out_cols, out_len: int):
+  """(coords, scale), each (out_len,): the lifted map of a plan whose rows all carve the
+  same columns (a crop, a warp, or both: :func:`row_uniform`), which every full row
+  then shares, and its squeeze (:func:`lifted_scale`, the same for any plan)."""
   full_rows, full_cols = full_hw
-  return lifted_coords(lift, jnp.zeros((1,), jnp.int32), full_rows, full_cols, out_cols,
-                       out_len)[0]
+  coords = lifted_coords(lift, jnp.zeros((1,), jnp.int32), full_rows, full_cols, out_cols,
+                         out_len)[0]
+  return coords, lifted_scale(lift, full_cols, out_cols, out_len)
 
 
-@functools.partial(jax.jit, static_argnames=("kind", "as_uint8"))
-def uniform_tile(band: jax.Array, coords: jax.Array, full_cols, kind: str = "cubic",
-                 as_uint8: bool = False) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("kind", "as_uint8", "max_stretch"))
+def uniform_tile(band: jax.Array, coords: jax.Array, stretch: jax.Array, full_cols,
+                 kind: str = "cubic", as_uint8: bool = False,
+                 max_stretch: float = 1.0) -> jax.Array:
   """:func:`lifted_tile` for a row-uniform plan: ``band``'s rows through the one map
   ``coords`` (from :func:`lifted_row`): 1-D taps, no per-row map to compute (with the
-  uint8 result, a 12 MP crop + warp lifts in 0.13 s instead of ~1 s)."""
-  out = resample.sample_columns(band, coords, kind, width=full_cols)
+  uint8 result, a 12 MP crop + warp lifts in 0.13 s instead of ~1 s). ``stretch``
+  (out_len,) (the scale of :func:`lifted_row`) and ``max_stretch``: the antialiasing,
+  as in :func:`lifted_tile`."""
+  out = resample.sample_columns(band, coords, kind, width=full_cols,
+                                stretch=stretch if max_stretch > 1 else None,
+                                max_stretch=max_stretch)
   return jnp.clip(jnp.round(out), 0, 255).astype(jnp.uint8) if as_uint8 else out
 
 
@@ -279,22 +326,27 @@ def full_resolution(image: jax.Array, prep, work_final: jax.Array, s,
     lift, length = _lift(axis_plan, shallow), cls(out_cols)
     size = (np.int32(rows), np.int32(cols))
     if not host:
+      bound = stretch_bound(cfg)
       return run(lambda st, n: lifted_tile(src, lift, st, size, np.int32(out_cols),
-                                                   length), rows, out_cols, length)
+                                           length, max_stretch=bound), rows, out_cols, length)
     # Host: each call sees one band of rows padded to the width's size class, and the
     # plan padded to a square of its long side, so the compilation depends on neither
     # the photo's height nor the working shape (a folder of photos shares it).
     src = np.asarray(src)
     lift = pad_lift(jax.device_get(lift))
     band = lambda st: jax.device_put(pad_to(src[st:st + tile], (tile, cls(cols))))
+    coords, scale = compilation.call(lifted_row, lift, size, np.int32(out_cols),
+                                     out_len=length)
+    # The plan's largest squeeze, rounded up to a class: the taps the samplers need.
+    bound = stretch_class(float(np.max(np.asarray(scale)[:out_cols])))
     if row_uniform(lift):  # a crop / warp: one map for all rows (the result is the same)
-      coords = compilation.call(lifted_row, lift, size, np.int32(out_cols), out_len=length)
-      return run(lambda st, n: compilation.call(uniform_tile, band(int(st)), coords, size[1],
-                                                as_uint8=as_uint8),
+      return run(lambda st, n: compilation.call(uniform_tile, band(int(st)), coords, scale,
+                                                size[1], as_uint8=as_uint8,
+                                                max_stretch=bound),
                  rows, out_cols, length)
     return run(lambda st, n: compilation.call(lifted_tile, band(int(st)), lift, st, size,
                                               np.int32(out_cols), out_len=length,
-                                              as_uint8=as_uint8),
+                                              as_uint8=as_uint8, max_stretch=bound),
                rows, out_cols, length)
 
   xp = np if host else jnp
