@@ -171,6 +171,18 @@ def warp_cell_widths(cell_importance: jax.Array, width_in: jax.Array, width_out:
   return jnp.where(ok, scaled_free, widths * (target / jnp.sum(widths)))
 
 
+def _output_cells(cell_widths: jax.Array, w_out, length: int | None, num_cells):
+  """(n, normalised cell edges (n + 1,), output positions v in (0, 1), the cell of each)."""
+  n = cell_widths.shape[0] if num_cells is None else num_cells
+  edges = jnp.concatenate([jnp.zeros(1), jnp.cumsum(cell_widths)])
+  edges = edges / edges[-1]
+  v = (jnp.arange(w_out if length is None else length, dtype=jnp.float32) + 0.5) / w_out
+  # The cell holding each v: how many inner edges lie at or below it (a comparison
+  # matrix: cells are few, and it traces and compiles much faster than searchsorted).
+  cell = jnp.clip(jnp.sum(edges[None, 1:] <= v[:, None], axis=1), 0, n - 1)
+  return n, edges, v, cell
+
+
 def warp_coords(cell_widths: jax.Array, num_src: jax.Array | int, w_out,
                 length: int | None = None, num_cells=None) -> jax.Array:
   """Source positions (w_out,) of a piecewise-linear column-cell warp.
@@ -181,13 +193,7 @@ def warp_coords(cell_widths: jax.Array, num_src: jax.Array | int, w_out,
   pads the result for a traced ``w_out`` (positions past ``w_out`` are meaningless);
   ``num_cells`` (may be traced) is n when ``cell_widths`` is zero-padded past it.
   """
-  n = cell_widths.shape[0] if num_cells is None else num_cells
-  edges = jnp.concatenate([jnp.zeros(1), jnp.cumsum(cell_widths)])
-  edges = edges / edges[-1]
-  v = (jnp.arange(w_out if length is None else length, dtype=jnp.float32) + 0.5) / w_out
-  # The cell holding each v: how many inner edges lie at or below it (a comparison
-  # matrix: cells are few, and it traces and compiles much faster than searchsorted).
-  cell = jnp.clip(jnp.sum(edges[None, 1:] <= v[:, None], axis=1), 0, n - 1)
+  n, edges, v, cell = _output_cells(cell_widths, w_out, length, num_cells)
   frac = (v - edges[cell]) / jnp.maximum(edges[cell + 1] - edges[cell], 1e-12)
   u = (cell.astype(jnp.float32) + jnp.clip(frac, 0.0, 1.0)) / jnp.asarray(n, jnp.float32)
   return u * jnp.asarray(num_src, jnp.float32) - 0.5
@@ -198,11 +204,7 @@ def warp_scale(cell_widths: jax.Array, num_src: jax.Array | int, w_out,
   """Source pixels per output pixel (w_out,) of :func:`warp_coords`' warp, per output
   position (constant within a cell): > 1 where a cell is squeezed. A sampler widens
   its kernel by it there (antialiasing); arguments as :func:`warp_coords`."""
-  n = cell_widths.shape[0] if num_cells is None else num_cells
-  edges = jnp.concatenate([jnp.zeros(1), jnp.cumsum(cell_widths)])
-  edges = edges / edges[-1]
-  v = (jnp.arange(w_out if length is None else length, dtype=jnp.float32) + 0.5) / w_out
-  cell = jnp.clip(jnp.sum(edges[None, 1:] <= v[:, None], axis=1), 0, n - 1)
+  n, edges, _, cell = _output_cells(cell_widths, w_out, length, num_cells)
   out_px = jnp.maximum(edges[cell + 1] - edges[cell], 1e-12) * jnp.asarray(w_out, jnp.float32)
   return jnp.asarray(num_src, jnp.float32) / jnp.asarray(n, jnp.float32) / out_px
 

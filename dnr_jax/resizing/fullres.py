@@ -149,6 +149,11 @@ def stretch_bound(cfg: RetargetConfig) -> float:
   return stretch_class(1.0 / cfg.operator.min_cell_scale)
 
 
+def _as_pixels(x: jax.Array) -> jax.Array:
+  """0..255 floats -> the final uint8 pixels, on the device."""
+  return jnp.clip(jnp.round(x), 0, 255).astype(jnp.uint8)
+
+
 @functools.partial(jax.jit, static_argnames=("out_len", "kind", "as_uint8", "max_stretch"))
 def lifted_tile(band: jax.Array, lift: AxisLift, start: jax.Array, full_hw, out_cols,
                 out_len: int, kind: str = "cubic", as_uint8: bool = False,
@@ -171,7 +176,7 @@ def lifted_tile(band: jax.Array, lift: AxisLift, start: jax.Array, full_hw, out_
   stretch = lifted_scale(lift, full_cols, out_cols, out_len) if max_stretch > 1 else None
   out = resample.sample_rows(band[rows - start], coords, kind, width=full_cols,
                              stretch=stretch, max_stretch=max_stretch)
-  return jnp.clip(jnp.round(out), 0, 255).astype(jnp.uint8) if as_uint8 else out
+  return _as_pixels(out) if as_uint8 else out
 
 
 @functools.partial(jax.jit, static_argnames=("out_len",))
@@ -197,7 +202,7 @@ def uniform_tile(band: jax.Array, coords: jax.Array, stretch: jax.Array, full_co
   out = resample.sample_columns(band, coords, kind, width=full_cols,
                                 stretch=stretch if max_stretch > 1 else None,
                                 max_stretch=max_stretch)
-  return jnp.clip(jnp.round(out), 0, 255).astype(jnp.uint8) if as_uint8 else out
+  return _as_pixels(out) if as_uint8 else out
 
 
 def row_uniform(lift: AxisLift) -> bool:
